@@ -1,0 +1,2 @@
+"""crossgen."""
+__version__ = "0.1.0"
