@@ -101,6 +101,7 @@ class LinearModelConfig(Strict):
     n_private: int = Field(default=60, ge=1)
     n_public: int = Field(default=30, ge=1)
     sigma2: float = Field(default=1.0, gt=0)
+    feature_seed: int = Field(default=0, ge=0, description="seed of the generated features (fixed across run seeds)")
     features: Optional[Path] = Field(default=None, description="a theory .npz file instead of generated features")
 
 

@@ -1,0 +1,3 @@
+from crossgen.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,95 @@
+"""CLI of the experiments: run a config, and the one-command demo."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from crossgen.config import RunConfig, load_config
+from crossgen.errors import InputError
+from crossgen.presets import resolve_config
+
+out = Console()
+err = Console(stderr=True)
+
+
+def run(
+    config: str = typer.Argument(..., help="run config YAML, or a preset name (see configs/)"),
+    out_dir: Path = typer.Option(..., "--out", help="run directory to create"),
+    resume: bool = typer.Option(False, "--resume", help="continue the run in --out from its first incomplete generation"),
+    overrides: Optional[list[str]] = typer.Option(None, "--set", help="override a setting: key.path=value (YAML value)"),
+) -> None:
+    """Run the interactive training workflow of one config into a run directory."""
+    from crossgen.cli import parse_overrides
+    from crossgen.workflow.progress import RichProgress
+    from crossgen.workflow.run import run_experiment
+
+    cfg = load_config(resolve_config(config), parse_overrides(overrides))
+    started = time.perf_counter()
+    store = run_experiment(cfg, out_dir, resume=resume, progress=RichProgress(cfg.name, console=err))
+    _after_run(store)
+    err.print(f"run finished in {time.perf_counter() - started:.1f} s")
+    out.print(str(store.root))
+
+
+def _after_run(store) -> None:
+    """Write the run's report when the report module is available."""
+    try:
+        from crossgen.report import write_run_report
+    except ImportError:
+        return
+    write_run_report([store.root], store.root / "report.html")
+
+
+def demo(
+    out_dir: Path = typer.Option(Path("crossgen-demo"), "--out", help="folder for the runs, figures and report"),
+    preset: str = typer.Option("cpu", "--preset", help="run config or preset for the language-model part"),
+    alphas: str = typer.Option("0,0.5,1", "--alphas", help="comma-separated alpha values"),
+    replicates: int = typer.Option(1000, "--replicates", help="Monte Carlo replicates of the theory figures"),
+    overrides: Optional[list[str]] = typer.Option(None, "--set", help="override a setting of the preset: key=value"),
+) -> None:
+    """Theory figures + the preset at several alphas (sharing generation 0), then the report."""
+    from crossgen.cli import parse_overrides
+    from crossgen.theory_figures import figure2, figure4
+    from crossgen.workflow.progress import RichProgress
+    from crossgen.workflow.run import run_experiment
+
+    alpha_values = _parse_alphas(alphas)
+    base = load_config(resolve_config(preset), parse_overrides(overrides))
+    started = time.perf_counter()
+    err.print("[bold]1/3[/] theory figures (Figures 2 and 4 of the paper)")
+    figure2(out_dir / "theory", replicates=replicates)
+    figure4(out_dir / "theory", replicates=replicates)
+    err.print(f"[bold]2/3[/] {base.K} entities, T={base.generations}, alpha in {alpha_values}")
+    runs = []
+    for i, alpha in enumerate(alpha_values):
+        cfg = RunConfig.model_validate({**base.model_dump(), "alpha": alpha, "name": f"{base.name} alpha={alpha:g}"})
+        run_dir = out_dir / f"alpha_{alpha:g}"
+        store = run_experiment(cfg, run_dir, resume=True, progress=RichProgress(f"alpha={alpha:g}", console=err),
+                               generation0_from=runs[0] if i and not run_dir.exists() else None)
+        runs.append(store.root)
+    err.print("[bold]3/3[/] report")
+    report = _demo_report(runs, out_dir)
+    err.print(f"demo finished in {time.perf_counter() - started:.0f} s")
+    out.print(str(report))
+
+
+def _parse_alphas(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise InputError("--alphas", text, "comma-separated numbers in [0, 1]") from None
+    if not values or any(not 0 <= v <= 1 for v in values):
+        raise InputError("--alphas", text, "comma-separated numbers in [0, 1]")
+    return values
+
+
+def _demo_report(runs: list[Path], out_dir: Path) -> Path:
+    try:
+        from crossgen.report import write_run_report
+    except ImportError:
+        return out_dir
+    return write_run_report(runs, out_dir / "report.html", theory_dir=out_dir / "theory")

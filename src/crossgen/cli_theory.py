@@ -1,0 +1,176 @@
+"""CLI of the exact theory and its Monte Carlo twin."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from crossgen.errors import InputError, check_fraction
+
+theory_app = typer.Typer(no_args_is_help=True, help="Exact linear-regression dynamics (section 5 of the paper).")
+out = Console()
+
+FILE_HELP = ("theory feature file (.npz): private_0..private_{K-1}, public, "
+             "optional synthetic_0.., theta, sigma2")
+
+
+def _check_generations(generations: int) -> int:
+    if generations < 0:
+        raise InputError("--generations", generations, "an integer >= 0")
+    return generations
+
+
+def _finite_or_none(values) -> Optional[list]:
+    if values is None:
+        return None
+    values = [float(v) for v in np.ravel(values)]
+    return None if any(not math.isfinite(v) for v in values) else values
+
+
+@theory_app.command("mse")
+def mse(
+    file: Path = typer.Argument(..., help=FILE_HELP),
+    alpha: float = typer.Option(..., "--alpha", help="share of synthetic data, in [0, 1]"),
+    beta: float = typer.Option(..., "--beta", help="share of private vs public real data, in [0, 1] (also at t = 0)"),
+    generations: int = typer.Option(..., "--generations", help="T: updates after the initial fit"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+) -> None:
+    """Per-generation and asymptotic MSE of every entity, spectral radius, relative efficiency."""
+    from crossgen.theory import FeatureSystem, asymptotic, pooled_ols_mse, trajectory
+
+    check_fraction("--alpha", alpha), check_fraction("--beta", beta), _check_generations(generations)
+    system = FeatureSystem.from_npz(file)
+    traj = trajectory(system, alpha, beta, generations)
+    limit = asymptotic(system, alpha, beta)
+    pooled = pooled_ols_mse(system)
+    asym = _finite_or_none(limit.mse) if limit.converges else None
+    efficiency = [pooled / m if asym else 0.0 for m in (asym or [0.0] * system.K)]
+    result = {
+        "K": system.K,
+        "d": system.d,
+        "alpha": alpha,
+        "beta": beta,
+        "generations": generations,
+        "mse": traj.mse.tolist(),
+        "asymptotic_mse": asym,
+        "spectral_radius": float(limit.spectral_radius),
+        "converges": bool(limit.converges),
+        "growth": _growth_json(limit.growth),
+        "pooled_ols_mse": float(pooled),
+        "relative_efficiency": efficiency,
+    }
+    if as_json:
+        print(json.dumps(result))
+        return
+    _print_mse_table(result)
+
+
+def _growth_json(growth) -> Optional[dict]:
+    if growth is None:
+        return None
+    return {"kind": growth.kind, "per_generation": [float(v) for v in np.ravel(growth.per_generation)]}
+
+
+def _print_mse_table(r: dict) -> None:
+    table = Table(title=f"MSE per generation (K={r['K']}, d={r['d']}, alpha={r['alpha']}, beta={r['beta']})")
+    table.add_column("generation", justify="right")
+    for k in range(r["K"]):
+        table.add_column(f"entity {k}", justify="right")
+    for t, row in enumerate(r["mse"]):
+        table.add_row(str(t), *(f"{v:.5g}" for v in row))
+    if r["asymptotic_mse"] is not None:
+        table.add_row("limit", *(f"{v:.5g}" for v in r["asymptotic_mse"]), style="bold")
+        table.add_row("rel. eff.", *(f"{v:.3f}" for v in r["relative_efficiency"]), style="bold")
+    out.print(table)
+    out.print(f"spectral radius of Q: {r['spectral_radius']:.6g}")
+    if r["growth"] is not None:
+        g = r["growth"]
+        what = "MSE increment per generation" if g["kind"] == "linear" else "MSE growth factor per generation"
+        out.print(f"[yellow]diverges[/] ({g['kind']} growth); {what}: "
+                  + ", ".join(f"{v:.5g}" for v in g["per_generation"]))
+    out.print(f"pooled OLS MSE (all real data): {r['pooled_ols_mse']:.5g}")
+
+
+@theory_app.command("figure2")
+def figure2(
+    out_dir: Path = typer.Option(Path("figures"), "--out", help="folder for figure2.png and figure2.csv"),
+    seed: int = typer.Option(0, "--seed"),
+    replicates: int = typer.Option(2000, "--replicates", help="Monte Carlo replicates per overlaid point"),
+) -> None:
+    """The paper's Figure 2: relative efficiency over alpha and beta (K=4, d=15, rank 5)."""
+    from crossgen.theory_figures import figure2 as make
+
+    if replicates < 1:
+        raise InputError("--replicates", replicates, "an integer >= 1")
+    for path in _paths(make(out_dir, seed=seed, replicates=replicates)):
+        out.print(str(path))
+
+
+@theory_app.command("figure4")
+def figure4(
+    out_dir: Path = typer.Option(Path("figures"), "--out", help="folder for figure4.png and figure4.csv"),
+    seed: int = typer.Option(0, "--seed"),
+    replicates: int = typer.Option(2000, "--replicates", help="Monte Carlo replicates"),
+    generations: int = typer.Option(15, "--generations"),
+) -> None:
+    """The paper's Figure 4: MSE over generations (K=2, d=50, rank 15), alpha, beta in {0, .5, 1}."""
+    from crossgen.theory_figures import figure4 as make
+
+    if replicates < 1:
+        raise InputError("--replicates", replicates, "an integer >= 1")
+    _check_generations(generations)
+    for path in _paths(make(out_dir, seed=seed, replicates=replicates, generations=generations)):
+        out.print(str(path))
+
+
+def _paths(result) -> list:
+    if isinstance(result, dict):
+        return list(result.values())
+    return list(result) if isinstance(result, (list, tuple)) else [result]
+
+
+def simulate(
+    file: Path = typer.Argument(..., help=FILE_HELP),
+    alpha: float = typer.Option(..., "--alpha"),
+    beta: float = typer.Option(..., "--beta"),
+    generations: int = typer.Option(..., "--generations"),
+    replicates: int = typer.Option(1000, "--replicates"),
+    seed: int = typer.Option(0, "--seed"),
+    compare: bool = typer.Option(True, "--compare/--no-compare", help="print the theory's MSE beside it"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Monte Carlo of the linear workflow (sample, fit, generate, pool, refit) from a feature file."""
+    from crossgen.simulate import simulate as run_mc
+    from crossgen.theory import FeatureSystem, trajectory
+
+    check_fraction("--alpha", alpha), check_fraction("--beta", beta), _check_generations(generations)
+    if replicates < 1:
+        raise InputError("--replicates", replicates, "an integer >= 1")
+    system = FeatureSystem.from_npz(file)
+    result = run_mc(system, alpha, beta, generations, replicates=replicates, seed=seed)
+    theory = trajectory(system, alpha, beta, generations).mse if compare else None
+    if as_json:
+        print(json.dumps({"mse": result.mse.tolist(), "mse_stderr": result.mse_stderr.tolist(),
+                          "replicates": replicates, "seed": seed,
+                          "theory_mse": None if theory is None else theory.tolist()}))
+        return
+    table = Table(title=f"Monte Carlo MSE ({replicates} replicates, alpha={alpha}, beta={beta})")
+    table.add_column("generation", justify="right")
+    for k in range(system.K):
+        table.add_column(f"entity {k}", justify="right")
+        if theory is not None:
+            table.add_column("theory", justify="right", style="dim")
+    for t in range(generations + 1):
+        cells = []
+        for k in range(system.K):
+            cells.append(f"{result.mse[t, k]:.4g} ± {result.mse_stderr[t, k]:.2g}")
+            if theory is not None:
+                cells.append(f"{theory[t, k]:.4g}")
+        table.add_row(str(t), *cells)
+    out.print(table)

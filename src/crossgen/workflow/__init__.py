@@ -1,0 +1,1 @@
+"""The interactive training workflow: loop, mixing, run store."""

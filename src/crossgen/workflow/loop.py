@@ -1,0 +1,190 @@
+"""The interactive training workflow of the paper's Figure 1, backend-agnostic.
+
+Generation 0: each entity trains the shared initial model on D~k and D* (weights beta,
+1-beta). Generation t >= 1: every model of generation t-1 completes prompts of its own
+private task (the pool D_tk); each entity then trains on n examples of the mixture of
+D~k, D*, D_t1..D_tK (see mixing.py). After each generation every model is scored on every
+task's test split and completes the first prompts of every dataset for the embedding
+metrics. Every random choice is seeded from (run seed, generation, entity, purpose), and
+every step's output is a file, so a resumed run reproduces an uninterrupted one.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import pandas as pd
+
+from crossgen.config import RunConfig
+from crossgen.data import Example, synthetic_source
+from crossgen.workflow import mixing
+from crossgen.workflow.progress import NullProgress, Progress
+from crossgen.workflow.store import RunStore, read_jsonl, write_jsonl, write_table
+
+# What a seed is for; part of the seed derivation, so never renumber.
+TRAIN, MIX, POOL, COMPLETE, INIT = range(5)
+
+
+@dataclass
+class TaskSplit:
+    """One dataset as the loop sees it (private task of an entity, or the public data)."""
+
+    name: str
+    train: list[Example]
+    test: list[Example]
+
+
+@dataclass
+class ExperimentData:
+    private: list[TaskSplit]  # one per entity, in entity order
+    public: TaskSplit
+
+    @property
+    def tasks(self) -> list[TaskSplit]:
+        return [*self.private, self.public]
+
+
+def derive_seed(run_seed: int, *keys: int) -> int:
+    """An independent 31-bit seed for one (generation, entity, purpose) of a run."""
+    return int(np.random.SeedSequence([run_seed, *keys]).generate_state(1)[0] >> 1)
+
+
+def kill_point(name: str) -> None:
+    """Fault injection for the resume tests: SIGKILL ourselves at a named point."""
+    if os.environ.get("CROSSGEN_KILL_AT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class Workflow:
+    """Runs (or resumes) one experiment into a run directory."""
+
+    def __init__(self, cfg: RunConfig, data: ExperimentData, backend, store: RunStore,
+                 progress: Optional[Progress] = None,
+                 evaluate_hook: Optional[Callable[[RunStore, int], None]] = None):
+        self.cfg = cfg
+        self.data = data
+        self.backend = backend
+        self.store = store
+        self.progress = progress or NullProgress()
+        self.evaluate_hook = evaluate_hook
+        self.names = [e.name for e in cfg.entities]
+
+    # -- the whole run ---------------------------------------------------------------
+    def run(self, initial_model=None) -> RunStore:
+        if not self.store.initial_dir.exists():
+            model = initial_model or self.backend.initial_model(self.real_texts(self.data), derive_seed(self.cfg.seed, INIT))
+            model.save(self.store.initial_dir)
+        kill_point("initial")
+        total = self.cfg.generations + 1
+        self.progress.start_run(total, self.names)
+        for t in range(total):
+            if self.store.is_complete(t):
+                self.progress.generation_done(t, skipped=True)
+                continue
+            started = time.perf_counter()
+            self.progress.generation_start(t)
+            self.generation(t)
+            self.store.mark_complete(t, time.perf_counter() - started)
+            self.store.refresh_tables()
+            kill_point(f"gen{t}.complete")
+            self.progress.generation_done(t)
+        self.progress.finish()
+        return self.store
+
+    def generation(self, t: int) -> None:
+        if t >= 1:
+            for j, name in enumerate(self.names):
+                if not self.store.pool_path(t, name).exists():
+                    self._make_pool(t, j)
+                    kill_point(f"gen{t}.pool.{name}")
+        for k, name in enumerate(self.names):
+            if not self.store.model_dir(t, name).exists():
+                self._train(t, k)
+                kill_point(f"gen{t}.train.{name}")
+        self._evaluate(t)
+
+    # -- steps -------------------------------------------------------------------------
+    def _make_pool(self, t: int, j: int) -> None:
+        """D_tj: model j of generation t-1 completes prompts of its own private task."""
+        name = self.names[j]
+        self.progress.phase(f"gen {t}: {name} writes its synthetic data")
+        model = self.backend.load(self.store.model_dir(t - 1, name))
+        rng = np.random.default_rng(derive_seed(self.cfg.seed, t, j, POOL))
+        prompts = mixing.choose_prompts(self.data.private[j].train, self.cfg.generation.num_prompts, rng)
+        completions = model.generate(prompts, self.cfg.generation, seed=derive_seed(self.cfg.seed, t, j, POOL, 1))
+        source = synthetic_source(name, t - 1)
+        write_jsonl(self.store.pool_path(t, name),
+                    ({"prompt": p, "answer": c, "source": source} for p, c in zip(prompts, completions)))
+
+    def _pools(self, t: int) -> list[list[Example]]:
+        """Each entity's pool as seen at generation t (all earlier pools for 'accumulate')."""
+        first = 1 if self.cfg.mixing.paradigm == "accumulate" else t
+        return [
+            [Example(r["prompt"], r["answer"], r["source"]) for s in range(first, t + 1)
+             for r in read_jsonl(self.store.pool_path(s, name))]
+            for name in self.names
+        ]
+
+    def _train(self, t: int, k: int) -> None:
+        name = self.names[k]
+        alpha = self.cfg.weights("alpha", k)[t]
+        beta = self.cfg.weights("beta", k)[t]
+        pools = self._pools(t) if t >= 1 else []
+        components = mixing.mixture(alpha, beta, self.data.private[k].train, self.data.public.train, pools, self.names)
+        if self.cfg.mixing.paradigm == "replace" and t >= 1:
+            components = [c for c in components if c.name.startswith("synthetic:")]
+        rng = np.random.default_rng(derive_seed(self.cfg.seed, t, k, MIX))
+        examples, weights = mixing.training_set(components, self.cfg.mixing.n, self.cfg.mixing.paradigm, rng)
+        start = self.store.initial_dir if t == 0 or self.cfg.model.restart_each_generation else self.store.model_dir(t - 1, name)
+        model = self.backend.load(start)
+        tcfg = self.cfg.training_for(t)
+        self.progress.train_start(t, name, tcfg.max_steps)
+        model.train(examples, tcfg, seed=derive_seed(self.cfg.seed, t, k, TRAIN), weights=weights,
+                    progress=self.progress.train_step)
+        model.save(self.store.model_dir(t, name))
+
+    def _evaluate(self, t: int) -> None:
+        """losses.csv (every model on every task) and completions for the embeddings."""
+        ev = self.cfg.evaluation
+        need_losses = not self.store.losses_path(t).exists()
+        rows = []
+        for k, name in enumerate(self.names):
+            need_completions = ev.embedding_prompts > 0 and not self.store.completions_path(t, name).exists()
+            if not (need_losses or need_completions):
+                continue
+            self.progress.phase(f"gen {t}: evaluating {name}")
+            model = self.backend.load(self.store.model_dir(t, name))
+            if need_losses:
+                for task in self.data.tasks:
+                    test = task.test[: ev.test_size] if ev.test_size else task.test
+                    rows.append({"generation": t, "model": name, "task": task.name,
+                                 "loss": model.score(test, ev.batch_size)})
+            if need_completions:
+                self._completions(t, k, model)
+        if need_losses:
+            write_table(self.store.losses_path(t), pd.DataFrame(rows, columns=["generation", "model", "task", "loss"]))
+        kill_point(f"gen{t}.losses")
+        if self.evaluate_hook is not None:
+            self.evaluate_hook(self.store, t)
+
+    def _completions(self, t: int, k: int, model) -> None:
+        ev = self.cfg.evaluation
+        rows = []
+        for i, task in enumerate(self.data.tasks):
+            examples = task.test[: ev.embedding_prompts]
+            prompts = [e.prompt for e in examples]
+            outputs = model.generate(prompts, self.cfg.generation, seed=derive_seed(self.cfg.seed, t, k, COMPLETE, i),
+                                     max_new_tokens=ev.embedding_max_new_tokens)
+            rows += [{"dataset": task.name, "index": n, "prompt": e.prompt, "reference": e.answer, "completion": c}
+                     for n, (e, c) in enumerate(zip(examples, outputs))]
+        write_jsonl(self.store.completions_path(t, self.names[k]), rows)
+
+    @staticmethod
+    def real_texts(data: ExperimentData) -> list[str]:
+        """All real training text of a run: what a from-scratch tokenizer is trained on."""
+        return [e.text for task in data.tasks for e in task.train if isinstance(e.prompt, str)]

@@ -1,0 +1,58 @@
+"""Progress of a run: generations, the entity being trained, and its optimizer steps."""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import Progress as RichBar
+
+
+class Progress:
+    """What the loop reports; the base class ignores everything."""
+
+    def start_run(self, generations: int, entities: Sequence[str]) -> None: ...
+    def generation_start(self, t: int) -> None: ...
+    def generation_done(self, t: int, skipped: bool = False) -> None: ...
+    def phase(self, text: str) -> None: ...
+    def train_start(self, t: int, entity: str, steps: int) -> None: ...
+    def train_step(self, step: int, total: int) -> None: ...
+    def finish(self) -> None: ...
+
+
+NullProgress = Progress
+
+
+class RichProgress(Progress):
+    """Two bars: generations of the run, and the current training or evaluation phase."""
+
+    def __init__(self, label: str = "run", console: Optional[Console] = None):
+        self.label = label
+        self.bar = RichBar(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TimeRemainingColumn(), console=console or Console(stderr=True),
+            transient=False,
+        )
+        self.gens: Optional[int] = None
+        self.step_task: Optional[int] = None
+
+    def start_run(self, generations: int, entities: Sequence[str]) -> None:
+        self.bar.start()
+        self.gens = self.bar.add_task(f"{self.label}: generations", total=generations)
+        self.step_task = self.bar.add_task("starting", total=1)
+
+    def generation_done(self, t: int, skipped: bool = False) -> None:
+        self.bar.advance(self.gens)
+
+    def phase(self, text: str) -> None:
+        self.bar.update(self.step_task, description=text, completed=0, total=1)
+
+    def train_start(self, t: int, entity: str, steps: int) -> None:
+        self.bar.update(self.step_task, description=f"gen {t}: training {entity}", completed=0, total=steps)
+
+    def train_step(self, step: int, total: int) -> None:
+        self.bar.update(self.step_task, completed=step, total=total)
+
+    def finish(self) -> None:
+        self.bar.update(self.step_task, description="done", completed=1, total=1)
+        self.bar.stop()

@@ -1,0 +1,223 @@
+"""The run directory: resolved config, manifest, per-generation files, atomic writes.
+
+Layout (the run-directory contract of DESIGN.md):
+
+    DIR/config.yaml                 the fully resolved config
+    DIR/manifest.json               versions, seeds, status of each generation
+    DIR/initial/                    the shared starting model
+    DIR/gen_003/models/<entity>/    checkpoint of entity's generation-3 model (safetensors)
+    DIR/gen_003/pool/<entity>.jsonl D_3: completions by entity's generation-2 model
+    DIR/gen_003/losses.csv          every generation-3 model on every task
+    DIR/gen_003/completions/<entity>.jsonl  completions of the first prompts (embeddings)
+    DIR/losses.csv, DIR/similarity.csv     tidy tables over all complete generations
+
+Every file is written to a temporary name and renamed into place, so a file either exists
+whole or not at all. A generation is marked complete in the manifest only after all of its
+files exist; resuming redoes whatever of an incomplete generation is missing.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Optional
+
+import pandas as pd
+import yaml
+
+from crossgen.config import RunConfig, parse_config
+from crossgen.errors import InputError
+
+MANIFEST = "manifest.json"
+CONFIG = "config.yaml"
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary sibling of `path` to write; rename it into place on success."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
+    try:
+        yield tmp
+        if path.is_dir():  # a directory is replaced whole (os.replace cannot overwrite one)
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
+
+
+def write_text(path: Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def write_json(path: Path, data: Any) -> None:
+    write_text(path, json.dumps(data, indent=2, default=_jsonable) + "\n")
+
+
+def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
+    write_text(path, "".join(json.dumps(r, default=_jsonable) + "\n" for r in rows))
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    with open(path) as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def write_table(path: Path, frame: pd.DataFrame) -> None:
+    write_text(path, frame.to_csv(index=False, float_format="%.10g"))
+
+
+def _jsonable(obj: Any) -> Any:
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def config_yaml(cfg: RunConfig) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+
+
+class RunStore:
+    """One run directory. Create with `RunStore.create` or open with `RunStore.resume`."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    # -- creation / resumption -------------------------------------------------------
+    @classmethod
+    def create(cls, root: Path, cfg: RunConfig) -> "RunStore":
+        """Make the directory with config and manifest in one rename (never half made)."""
+        root = Path(root)
+        if root.exists() and any(root.iterdir()):
+            raise InputError("--out", str(root), "a new or empty directory, or --resume to continue the run in it")
+        with atomic_path(root) as tmp:
+            tmp.mkdir(parents=True)
+            (tmp / CONFIG).write_text(config_yaml(cfg))
+            (tmp / MANIFEST).write_text(json.dumps(_new_manifest(cfg), indent=2) + "\n")
+        return cls(root)
+
+    @classmethod
+    def resume(cls, root: Path, cfg: Optional[RunConfig] = None) -> "RunStore":
+        """Open an existing run; `cfg`, when given, must equal the run's saved config."""
+        root = Path(root)
+        if not (root / MANIFEST).is_file() or not (root / CONFIG).is_file():
+            raise InputError("--out", str(root), "a crossgen run directory (with manifest.json and config.yaml) to resume")
+        store = cls(root)
+        if cfg is not None and config_yaml(cfg) != config_yaml(store.config()):
+            raise InputError("config", "differs from the run's config.yaml", "the config the run was started with")
+        return store
+
+    def config(self) -> RunConfig:
+        return parse_config(yaml.safe_load((self.root / CONFIG).read_text()))
+
+    # -- manifest --------------------------------------------------------------------
+    def manifest(self) -> dict:
+        return json.loads((self.root / MANIFEST).read_text())
+
+    def _update_manifest(self, **changes: Any) -> None:
+        manifest = self.manifest()
+        manifest.update(changes)
+        write_json(self.root / MANIFEST, manifest)
+
+    def is_complete(self, generation: int) -> bool:
+        return self.manifest()["generations"].get(str(generation), {}).get("status") == "complete"
+
+    def mark_complete(self, generation: int, seconds: float) -> None:
+        manifest = self.manifest()
+        manifest["generations"][str(generation)] = {"status": "complete", "seconds": round(seconds, 3), "finished": _now()}
+        done = [int(g) for g, v in manifest["generations"].items() if v["status"] == "complete"]
+        manifest["status"] = "complete" if len(done) == manifest["total_generations"] else "running"
+        write_json(self.root / MANIFEST, manifest)
+
+    def completed_generations(self) -> list[int]:
+        gens = self.manifest()["generations"]
+        return sorted(int(g) for g, v in gens.items() if v.get("status") == "complete")
+
+    # -- paths -----------------------------------------------------------------------
+    @property
+    def initial_dir(self) -> Path:
+        return self.root / "initial"
+
+    def gen_dir(self, generation: int) -> Path:
+        return self.root / f"gen_{generation:03d}"
+
+    def model_dir(self, generation: int, entity: str) -> Path:
+        return self.gen_dir(generation) / "models" / entity
+
+    def pool_path(self, generation: int, entity: str) -> Path:
+        return self.gen_dir(generation) / "pool" / f"{entity}.jsonl"
+
+    def completions_path(self, generation: int, entity: str) -> Path:
+        return self.gen_dir(generation) / "completions" / f"{entity}.jsonl"
+
+    def losses_path(self, generation: int) -> Path:
+        return self.gen_dir(generation) / "losses.csv"
+
+    def similarity_path(self, generation: int) -> Path:
+        return self.gen_dir(generation) / "similarity.csv"
+
+    # -- tidy tables -------------------------------------------------------------------
+    def collect(self, name: str) -> pd.DataFrame:
+        """Concatenate gen_*/<name>.csv over complete generations, in generation order."""
+        frames = [pd.read_csv(p) for g in self.completed_generations() if (p := self.gen_dir(g) / f"{name}.csv").is_file()]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    def refresh_tables(self, names: Iterable[str] = ("losses", "similarity")) -> None:
+        for name in names:
+            frame = self.collect(name)
+            if not frame.empty:
+                write_table(self.root / f"{name}.csv", frame)
+
+
+def _new_manifest(cfg: RunConfig) -> dict:
+    return {
+        "crossgen_run": 1,
+        "name": cfg.name,
+        "created": _now(),
+        "status": "running",
+        "seed": cfg.seed,
+        "total_generations": cfg.generations + 1,
+        "versions": _versions(),
+        "generations": {},
+    }
+
+
+def _versions() -> dict:
+    from importlib import metadata
+
+    versions = {"python": platform.python_version()}
+    for pkg in ("crossgen", "numpy", "torch", "transformers", "datasets", "sentence-transformers"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def copy_generation0(source: RunStore, target: RunStore) -> None:
+    """Reuse another run's initial model and generation 0 (it does not depend on alpha)."""
+    for name in ("initial", "gen_000"):
+        src = source.root / name
+        if src.exists():
+            with atomic_path(target.root / name) as tmp:
+                shutil.copytree(src, tmp)
+    seconds = source.manifest()["generations"]["0"].get("seconds", 0.0)
+    target.mark_complete(0, seconds)
+    target.refresh_tables()
