@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from crossgen.config import RunConfig
+from crossgen.errors import InputError
 from crossgen.workflow.loop import ExperimentData, Workflow, derive_seed, INIT
 from crossgen.workflow.progress import Progress
 from crossgen.workflow.store import RunStore, copy_generation0
@@ -21,10 +22,21 @@ def build(cfg: RunConfig):
     from crossgen.backends.hf import HFBackend
     from crossgen.tasks import load_task
 
-    private = [load_task(e.task, cfg.seed) for e in cfg.entities]
-    public = load_task(cfg.public, cfg.seed)
+    private = [_load(load_task, e.task, cfg.seed, f"entities.{i}.") for i, e in enumerate(cfg.entities)]
+    public = _load(load_task, cfg.public, cfg.seed, "public.")
     threads = cfg.resources.threads or max(1, int(cfg.resources.cpus))
     return ExperimentData(private, public), HFBackend(cfg.model, device=cfg.device, threads=threads)
+
+
+def _load(load_task, task_cfg, seed: int, where: str):
+    """Load a task; its errors name the field by its full config path (entities.0.task.path)."""
+    try:
+        return load_task(task_cfg, seed)
+    except InputError as exc:
+        if exc.field.startswith("task."):
+            field = where + (exc.field if where.startswith("entities") else exc.field[len("task."):])
+            raise InputError(field, exc.value, exc.allowed) from None
+        raise
 
 
 def run_experiment(cfg: RunConfig, out: Path, resume: bool = False, progress: Optional[Progress] = None,

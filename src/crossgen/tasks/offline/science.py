@@ -1,0 +1,111 @@
+"""offline_science: short science questions over a fixed table of facts (a SciQ stand-in).
+
+FACTS holds 68 (relation, subject, answer) triples in six relations; each relation has five
+question templates. For every fact one template is held out (chosen by the seed): train
+questions use the other four, test questions the held-out one, so the test asks known facts
+in a phrasing not seen with that fact. Prompt "Question: {question}\\nAnswer:", answer
+" {answer}", e.g. "Question: What does a leaf make?\\nAnswer:" -> " sugar".
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from crossgen.data import Example, real_source
+from crossgen.tasks.offline.common import capitalize, cycled, rng_for, sizes
+
+NAME = "offline_science"
+ROLE = "science-qa"
+
+TEMPLATES = {
+    "kind": (
+        "What kind of animal is {s}?",
+        "{S} is what kind of animal?",
+        "To which animal group does {s} belong?",
+        "Which animal group includes {s}?",
+        "Name the animal group of {s}.",
+    ),
+    "unit": (
+        "What unit is used to measure {s}?",
+        "In what unit is {s} measured?",
+        "{S} is measured in which unit?",
+        "Which unit do scientists use for {s}?",
+        "Name the unit of {s}.",
+    ),
+    "makes": (
+        "What does {s} make?",
+        "What is made by {s}?",
+        "{S} makes what substance?",
+        "Which substance comes from {s}?",
+        "Name the substance that {s} makes.",
+    ),
+    "organ": (
+        "Which organ {s}?",
+        "What organ of the body {s}?",
+        "In the body, which organ {s}?",
+        "Name the organ that {s}.",
+        "The organ that {s} is called what?",
+    ),
+    "planet": (
+        "Which planet is {s}?",
+        "What planet is {s}?",
+        "Name the planet that is {s}.",
+        "Of all the planets, which is {s}?",
+        "The planet that is {s} is called what?",
+    ),
+    "material": (
+        "What is {s} mostly made of?",
+        "{S} is mostly made of what?",
+        "What substance makes up most of {s}?",
+        "Name the main substance in {s}.",
+        "Most of {s} is made of what?",
+    ),
+}
+
+_FACTS = {
+    "kind": """a frog:amphibian|a toad:amphibian|a salamander:amphibian|a newt:amphibian|a whale:mammal|
+        a bat:mammal|a dolphin:mammal|a shark:fish|a salmon:fish|a snake:reptile|a lizard:reptile|
+        a turtle:reptile|an eagle:bird|a penguin:bird|an ant:insect|a beetle:insect|a spider:arachnid|
+        a scorpion:arachnid|an octopus:mollusk|a lobster:crustacean""",
+    "unit": """force:newtons|energy:joules|power:watts|mass:kilograms|electric current:amperes|
+        voltage:volts|resistance:ohms|pressure:pascals|frequency:hertz|electric charge:coulombs|
+        absolute temperature:kelvins|radioactivity:becquerels""",
+    "makes": """a leaf:sugar|a bee:honey|a spider:silk|a volcano:lava|the liver:bile|the stomach:acid|
+        the pancreas:insulin|an oyster:pearls|a cloud:rain|a plant:oxygen""",
+    "organ": """pumps blood:the heart|takes in oxygen:the lungs|filters the blood:the kidneys|
+        digests food:the stomach|controls thinking:the brain|senses light:the eyes|
+        senses sound:the ears|covers the body:the skin|stores bile:the gallbladder|
+        absorbs nutrients:the small intestine""",
+    "planet": """closest to the sun:Mercury|the largest:Jupiter|known for its bright rings:Saturn|
+        called the red planet:Mars|our home:Earth|covered in thick acid clouds:Venus|
+        farthest from the sun:Neptune|tilted on its side:Uranus""",
+    "material": """diamond:carbon|ice:water|bone:calcium|glass:sand|steel:iron|the sun:hydrogen|
+        brass:copper|air:nitrogen""",
+}
+
+FACTS: tuple[tuple[str, str, str], ...] = tuple(
+    (relation, *(part.strip() for part in item.split(":")))
+    for relation, table in _FACTS.items()
+    for item in table.split("|")
+)
+
+
+def question(relation: str, subject: str, template: int) -> str:
+    return TEMPLATES[relation][template].format(s=subject, S=capitalize(subject))
+
+
+def _example(fact: tuple[str, str, str], template: int) -> Example:
+    relation, subject, answer = fact
+    return Example(f"Question: {question(relation, subject, template)}\nAnswer:", f" {answer}", real_source(NAME))
+
+
+def generate(seed: int, train_size: Optional[int] = None, test_size: Optional[int] = None) -> tuple[list[Example], list[Example]]:
+    n_train, n_test = sizes(train_size, test_size)
+    rng = rng_for(NAME, seed)
+    train_pairs, test_pairs = [], []
+    for fact in FACTS:
+        held_out = rng.randrange(len(TEMPLATES[fact[0]]))
+        for t in range(len(TEMPLATES[fact[0]])):
+            (test_pairs if t == held_out else train_pairs).append((fact, t))
+    train = [_example(*pair) for pair in cycled(train_pairs, n_train, rng)]
+    test = [_example(*pair) for pair in cycled(test_pairs, n_test, rng)]
+    return train, test
