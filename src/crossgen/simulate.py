@@ -1,0 +1,506 @@
+"""Monte Carlo simulation of the linear-Gaussian interactive workflow (paper, section 5).
+
+The simulator replays the workflow on raw data and never uses the theory's algebra (no
+G, P, Q or M matrices), so that it can check the theory independently:
+
+* generation 0: entity k fits weighted least squares with weight beta_{0,k} on its private
+  data (X~_k, y~_k) and 1 - beta_{0,k} on the public data (X*, y*);
+* generation t >= 1: every entity j publishes y_tj = X_tj thetahat_{t-1,j} + N(0, sigma2 I);
+  the K synthetic sets are pooled and entity k refits, minimising
+  (1-a) b ||y~_k - X~_k th||^2 + (1-a)(1-b) ||y* - X* th||^2 + (a/K) sum_j ||y_tj - X_tj th||^2
+  with a = alpha_{t,k}, b = beta_{t,k}.
+
+Every fit is the minimum-norm solution of the sqrt-weight-scaled stacked design (blocks of
+zero weight dropped), computed by an SVD pseudo-inverse with the relative cut-off
+``max(rows, d) * eps`` (numpy's ``matrix_rank`` default). The designs do not depend on the
+replicate, so each distinct (entity, weights, synthetic features) pseudo-inverse is computed
+once and applied to all replicates at once, responses being the columns of one matrix.
+
+Reproducibility: replicates are grouped in blocks of ``BLOCK`` replicates; block b draws its
+noise from its own numpy Generator spawned from ``SeedSequence(seed)``, and the summary
+statistics are folded block by block in block order. Hence the numbers depend only on
+``seed`` (and the inputs), not on ``chunk``, and the first R replicates of a larger run are
+the replicates of a run with ``replicates=R``. The noise stream does not depend on the
+weights either, so runs that differ only in alpha or beta use common random numbers.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from crossgen.errors import InputError
+from crossgen.theory.system import _feature_matrix, broadcast_weights  # validation, no algebra
+
+__all__ = ["BLOCK", "SimulationResult", "simulate", "simulate_loop"]
+
+#: Replicates per random stream and per statistics block (the unit of reproducibility).
+BLOCK = 64
+#: Default bound on the size of the largest response matrix of one chunk, in bytes.
+CHUNK_BYTES = 32 * 2**20
+
+Progress = Callable[[int, int], None]
+
+
+# ----------------------------------------------------------------------------- result
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    """Summary of ``replicates`` independent runs of the workflow.
+
+    Arrays are indexed (generation, entity[, coordinate]). ``variance`` is the sum over the d
+    coordinates of the sample variances (ddof=1) of thetahat_tk, i.e. the trace of its sample
+    covariance; standard errors are sample standard deviations / sqrt(replicates). With a
+    single replicate the standard errors and variances are NaN.
+    """
+
+    mse: np.ndarray  # (T+1, K) mean of ||thetahat_tk - theta||^2
+    mse_stderr: np.ndarray  # (T+1, K)
+    mean: np.ndarray  # (T+1, K, d) mean of thetahat_tk
+    mean_stderr: np.ndarray  # (T+1, K, d)
+    variance: np.ndarray  # (T+1, K)
+    replicates: int
+    seed: int
+    estimates: np.ndarray | None = None  # (R, T+1, K, d) only with keep_estimates
+
+    @property
+    def generations(self) -> int:
+        """T, the number of update generations (the arrays have T+1 rows)."""
+        return self.mse.shape[0] - 1
+
+    def to_frame(self) -> pd.DataFrame:
+        """Tidy table with one row per (generation, entity): mse and mse_stderr."""
+        n_gen, n_ent = self.mse.shape
+        return pd.DataFrame(
+            {
+                "generation": np.repeat(np.arange(n_gen), n_ent),
+                "entity": np.tile(np.arange(n_ent), n_gen),
+                "mse": self.mse.ravel(),
+                "mse_stderr": self.mse_stderr.ravel(),
+            }
+        )
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+@dataclass(frozen=True)
+class _Data:
+    """The system's raw arrays as float64 (duck-typed on FeatureSystem's attributes)."""
+
+    private: tuple[np.ndarray, ...]
+    public: np.ndarray
+    synthetic: tuple[np.ndarray, ...]
+    theta: np.ndarray
+    sigma: float
+
+    @property
+    def K(self) -> int:
+        return len(self.private)
+
+    @property
+    def d(self) -> int:
+        return self.theta.shape[0]
+
+    @classmethod
+    def of(cls, system) -> "_Data":
+        private = tuple(_matrix(x) for x in system.private)
+        synthetic = getattr(system, "synthetic", None)
+        synthetic = private if synthetic is None else tuple(_matrix(x) for x in synthetic)
+        return cls(
+            private=private,
+            public=_matrix(system.public),
+            synthetic=synthetic,
+            theta=np.asarray(system.theta, dtype=float).reshape(-1),
+            sigma=float(np.sqrt(float(system.sigma2))),
+        )
+
+
+def _matrix(x) -> np.ndarray:
+    return np.asarray(x, dtype=float)
+
+
+def _check_int(field: str, value, minimum: int) -> int:
+    """An integer >= minimum (bools and floats such as 2.5 are rejected)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise InputError(field, value, f"an integer >= {minimum}")
+    if value < minimum:
+        raise InputError(field, value, f"an integer >= {minimum}")
+    return int(value)
+
+
+def _schedule(schedule, data: _Data, generations: int) -> list[tuple[np.ndarray, ...]]:
+    """Synthetic features of generations 1..T: T tuples of K (m_tk x d) matrices.
+
+    Validated like ``crossgen.theory.trajectory`` does (same messages). An input matrix that
+    appears at several generations is converted once, so those generations share one fit.
+    """
+    T, K = generations, data.K
+    if schedule is None:
+        return [data.synthetic] * T
+    try:
+        steps = list(schedule)
+    except TypeError:
+        raise InputError("synthetic_schedule", schedule,
+                         f"a list of {T} lists of {K} feature arrays") from None
+    if len(steps) != T:
+        raise InputError("synthetic_schedule", f"{len(steps)} generations",
+                         f"{T} generations (t = 1..{T}), each {K} feature arrays")
+    converted: dict[int, tuple] = {}  # id(input) -> (input kept alive, so ids stay unique, matrix)
+    out = []
+    for t, step in enumerate(steps):
+        name = f"synthetic_schedule[{t}]"
+        try:
+            mats = list(step)
+        except TypeError:
+            raise InputError(name, step, f"{K} feature arrays") from None
+        if len(mats) != K:
+            raise InputError(name, f"{len(mats)} arrays", f"{K} arrays, one per entity")
+        for k, x in enumerate(mats):
+            if id(x) not in converted:
+                converted[id(x)] = (x, _feature_matrix(f"{name}[{k}]", x, data.d, "private_0"))
+        out.append(tuple(converted[id(x)][1] for x in mats))
+    return out
+
+
+# ----------------------------------------------------------------------------- fits
+
+
+def _rtol(rows: int, d: int) -> float:
+    """Relative singular-value cut-off of every fit (numpy's matrix_rank default)."""
+    return max(rows, d) * np.finfo(float).eps
+
+
+def _pinv(design: np.ndarray) -> np.ndarray:
+    """Moore-Penrose pseudo-inverse by SVD, singular values below ``_rtol`` * max dropped."""
+    rows, d = design.shape
+    if rows == 0:
+        return np.zeros((d, 0))
+    u, s, vt = np.linalg.svd(design, full_matrices=False)
+    keep = s > _rtol(rows, d) * s[0]
+    return (vt[keep].T / s[keep]) @ u[:, keep].T
+
+
+def _weighted_maps(blocks: Sequence[tuple[float, np.ndarray]]) -> list[np.ndarray | None]:
+    """Linear maps of the weighted minimum-norm least-squares fit, one per data block.
+
+    ``blocks`` are (weight, X) pairs. The fit of responses y_b is sum_b map_b @ y_b, where
+    map_b = pinv(D)[:, rows of b] * sqrt(w_b) and D stacks sqrt(w_b) X_b; blocks with zero
+    weight or no rows are dropped from D and get ``None``.
+    """
+    used = [(np.sqrt(w), x) for w, x in blocks if w > 0 and x.shape[0] > 0]
+    d = blocks[0][1].shape[1]
+    pinv = _pinv(np.vstack([r * x for r, x in used]) if used else np.zeros((0, d)))
+    maps: list[np.ndarray | None] = []
+    start = 0
+    for w, x in blocks:
+        if w > 0 and x.shape[0] > 0:
+            stop = start + x.shape[0]
+            maps.append(np.ascontiguousarray(pinv[:, start:stop] * np.sqrt(w)))
+            start = stop
+        else:
+            maps.append(None)
+    return maps
+
+
+@dataclass(frozen=True)
+class _Fit:
+    """Entity k's fit at one generation as maps applied to private, public, pooled responses."""
+
+    private: np.ndarray | None
+    public: np.ndarray | None
+    synthetic: np.ndarray | None
+
+
+def _fit_weights(t: int, a: float, b: float, K: int) -> tuple[float, float, float]:
+    """(private, public, per-synthetic-set) loss weights; generation 0 has no synthetic data."""
+    if t == 0:
+        return b, 1.0 - b, 0.0
+    return (1.0 - a) * b, (1.0 - a) * (1.0 - b), a / K
+
+
+def _plan(data: _Data, alpha: np.ndarray, beta: np.ndarray, schedule) -> list[list[_Fit]]:
+    """The fit of every (generation, entity), each distinct design factorised once."""
+    cache: dict[tuple, _Fit] = {}
+    plan = []
+    for t in range(alpha.shape[0]):
+        synthetic = schedule[t - 1] if t else ()
+        pooled = np.vstack(synthetic) if t else np.zeros((0, data.d))
+        row = []
+        for k in range(data.K):
+            w = _fit_weights(t, float(alpha[t, k]), float(beta[t, k]), data.K)
+            key = (k, w, tuple(id(x) for x in synthetic))
+            if key not in cache:
+                maps = _weighted_maps(
+                    [(w[0], data.private[k]), (w[1], data.public), (w[2], pooled)]
+                )
+                cache[key] = _Fit(*maps)
+            row.append(cache[key])
+        plan.append(row)
+    return plan
+
+
+def _apply(pairs, d: int, cols: int) -> np.ndarray:
+    """sum of map @ responses over (map, responses) pairs, skipping dropped (None) maps."""
+    out = np.zeros((d, cols))
+    for m, y in pairs:
+        if m is not None:
+            out += m @ y
+    return out
+
+
+# ----------------------------------------------------------------------------- noise
+
+
+def _streams(seed: int, n_blocks: int) -> list[np.random.Generator]:
+    """One independent Generator per block of BLOCK replicates."""
+    return [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(n_blocks)]
+
+
+def _noise(streams: Sequence[np.random.Generator], rows: int) -> np.ndarray:
+    """Standard normal noise (rows, BLOCK * len(streams)), each block from its own stream."""
+    return np.concatenate([g.standard_normal((rows, BLOCK)) for g in streams], axis=1)
+
+
+def _initial_responses(data: _Data, streams) -> tuple[list[np.ndarray], np.ndarray]:
+    """Private responses y~_k (n_k, cols) and public y* (n*, cols) of one chunk."""
+    xs = list(data.private) + [data.public]
+    y = np.concatenate([x @ data.theta for x in xs])[:, None] + data.sigma * _noise(
+        streams, sum(x.shape[0] for x in xs)
+    )
+    parts = np.split(y, np.cumsum([x.shape[0] for x in xs])[:-1])
+    return parts[:-1], parts[-1]
+
+
+def _synthetic_responses(
+    data: _Data, features: tuple[np.ndarray, ...], theta_prev: np.ndarray, streams
+) -> np.ndarray:
+    """Pooled synthetic responses [y_t1; ...; y_tK] (sum_j m_tj, cols)."""
+    noise = _noise(streams, sum(x.shape[0] for x in features))
+    mean = np.vstack([x @ theta_prev[j] for j, x in enumerate(features)])
+    return mean + data.sigma * noise
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+class _Moments:
+    """Count, mean and centred sum of squares per generation, folded block by block.
+
+    The fold visits blocks in block order whatever the chunking (Chan et al.'s pairwise
+    update), so the statistics are bitwise independent of ``chunk`` and numerically stable
+    where the variance is tiny next to the mean (e.g. an unidentified, biased direction).
+    """
+
+    def __init__(self, shape: tuple[int, ...]):
+        self.n = np.zeros(shape[0])
+        self.mean = np.zeros(shape)
+        self.m2 = np.zeros(shape)
+
+    def add(self, t: int, x: np.ndarray, valid: int) -> None:
+        """Fold x (..., cols) of generation t; cols is a multiple of BLOCK, valid <= cols."""
+        for start in range(0, valid, BLOCK):
+            block = x[..., start : min(start + BLOCK, valid)]
+            nb = block.shape[-1]
+            mb = block.mean(axis=-1)
+            m2b = ((block - mb[..., None]) ** 2).sum(axis=-1)
+            n = self.n[t]
+            delta = mb - self.mean[t]
+            total = n + nb
+            self.mean[t] += delta * (nb / total)
+            self.m2[t] += m2b + delta**2 * (n * nb / total)
+            self.n[t] = total
+
+    def variance(self) -> np.ndarray:
+        """Sample variance (ddof=1), NaN with a single replicate."""
+        n = self.n.reshape((-1,) + (1,) * (self.mean.ndim - 1))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(n > 1, self.m2 / np.maximum(n - 1, 1), np.nan)
+
+
+# ----------------------------------------------------------------------------- simulation
+
+
+def simulate(
+    system,
+    alpha,
+    beta,
+    generations: int,
+    replicates: int,
+    seed: int = 0,
+    synthetic_schedule=None,
+    keep_estimates: bool = False,
+    chunk: int | None = None,
+    progress: Progress | None = None,
+) -> SimulationResult:
+    """Monte Carlo estimates of the mean, variance and MSE of every thetahat_tk.
+
+    ``alpha`` and ``beta`` are anything ``crossgen.theory.broadcast_weights`` accepts (a
+    scalar or a (T+1, K) array; alpha's row 0 is ignored). ``synthetic_schedule`` optionally
+    gives the synthetic features of generations 1..T (T sequences of K matrices). ``chunk`` is
+    the number of replicates processed at once (rounded up to a multiple of ``BLOCK``;
+    default: a chunk whose largest response matrix stays under ``CHUNK_BYTES``); it changes
+    memory and speed, never the numbers. ``progress(done, total)`` is called after each
+    generation of each chunk, with total = (T+1) * number of chunks.
+    """
+    T = _check_int("generations", generations, 0)
+    R = _check_int("replicates", replicates, 1)
+    seed = _check_int("seed", seed, 0)
+    if chunk is not None:
+        chunk = _check_int("chunk", chunk, 1)
+    if progress is not None and not callable(progress):
+        raise InputError("progress", progress, "a callable(done, total) or None")
+    data = _Data.of(system)
+    alpha_w = broadcast_weights("alpha", alpha, T, data.K)
+    beta_w = broadcast_weights("beta", beta, T, data.K)
+    schedule = _schedule(synthetic_schedule, data, T)
+    plan = _plan(data, alpha_w, beta_w, schedule)
+
+    n_blocks = -(-R // BLOCK)
+    streams = _streams(seed, n_blocks)
+    per_chunk = _blocks_per_chunk(data, schedule, chunk, n_blocks)
+    n_chunks = -(-n_blocks // per_chunk)
+    stats = _Moments((T + 1, data.K, data.d + 1))  # error coordinates, then squared norm
+    estimates = np.empty((R, T + 1, data.K, data.d)) if keep_estimates else None
+
+    with _single_threaded_blas():
+        for c in range(n_chunks):
+            first = c * per_chunk * BLOCK
+            valid = min(R, first + per_chunk * BLOCK) - first
+            chunk_streams = streams[c * per_chunk : (c + 1) * per_chunk]
+            for t, theta_t in enumerate(_run_chunk(data, plan, schedule, chunk_streams)):
+                err = theta_t - data.theta[None, :, None]
+                norm2 = (err**2).sum(axis=1, keepdims=True)
+                stats.add(t, np.concatenate([err, norm2], axis=1), valid)
+                if estimates is not None:
+                    estimates[first : first + valid, t] = np.moveaxis(theta_t[..., :valid], -1, 0)
+                if progress is not None:
+                    progress(c * (T + 1) + t + 1, n_chunks * (T + 1))
+    return _result(stats, data.theta, R, seed, estimates)
+
+
+def _single_threaded_blas():
+    """Limit BLAS to one thread while simulating, when threadpoolctl is installed.
+
+    The simulation makes many small matrix products (d x rows times rows x chunk) between
+    single-threaded noise draws; BLAS threads cost more in synchronisation than they save,
+    and on a loaded machine far more (4x slower measured on 2 shared cores). The thread count
+    may change the last bit of a product (numbers agree to ~1e-15, not bitwise); without
+    threadpoolctl BLAS keeps its own setting.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # optional: only speed depends on it
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def _blocks_per_chunk(data: _Data, schedule, chunk: int | None, n_blocks: int) -> int:
+    """Blocks of BLOCK replicates per chunk: from ``chunk`` or from the memory bound."""
+    if chunk is None:
+        rows = sum(x.shape[0] for x in data.private) + data.public.shape[0]
+        rows = max([rows] + [sum(x.shape[0] for x in step) for step in schedule])
+        chunk = CHUNK_BYTES // (8 * max(rows, data.d, 1))
+    return int(min(n_blocks, max(1, -(-chunk // BLOCK))))
+
+
+def _run_chunk(data: _Data, plan, schedule, streams):
+    """Yield thetahat_t as a (K, d, cols) array for t = 0..T, for one chunk of replicates.
+
+    The real-data part of a fit is computed once per distinct fit and reused across the
+    generations that share it (constant weights: every generation t >= 1).
+    """
+    private, public = _initial_responses(data, streams)
+    cols = public.shape[1]
+    real_part: dict[int, np.ndarray] = {}
+
+    def real(k: int, fit: _Fit) -> np.ndarray:
+        if id(fit) not in real_part:
+            pairs = [(fit.private, private[k]), (fit.public, public)]
+            real_part[id(fit)] = _apply(pairs, data.d, cols)
+        return real_part[id(fit)]
+
+    theta = np.stack([real(k, fit) for k, fit in enumerate(plan[0])])
+    yield theta
+    for t in range(1, len(plan)):
+        pooled = _synthetic_responses(data, schedule[t - 1], theta, streams)
+        theta = np.stack([real(k, fit) + _apply([(fit.synthetic, pooled)], data.d, cols)
+                          for k, fit in enumerate(plan[t])])
+        yield theta
+
+
+def _result(stats: _Moments, theta: np.ndarray, R: int, seed: int, estimates) -> SimulationResult:
+    var = stats.variance()
+    d = theta.shape[0]
+    return SimulationResult(
+        mse=stats.mean[..., d].copy(),
+        mse_stderr=np.sqrt(var[..., d] / R),
+        mean=stats.mean[..., :d] + theta,
+        mean_stderr=np.sqrt(var[..., :d] / R),
+        variance=var[..., :d].sum(axis=-1),
+        replicates=R,
+        seed=seed,
+        estimates=estimates,
+    )
+
+
+# ----------------------------------------------------------------------------- reference
+
+
+def simulate_loop(
+    system, alpha, beta, generations: int, replicates: int, seed: int = 0, synthetic_schedule=None
+) -> np.ndarray:
+    """The same workflow as a plain per-replicate loop: estimates (R, T+1, K, d).
+
+    A slow, obviously-literal reference for tests and benchmarks: every fit of every replicate
+    calls ``np.linalg.lstsq`` on the weighted stacked data, with nothing cached. It draws the
+    same noise as ``simulate`` (same blocks and streams), so the two agree to rounding error.
+    """
+    T = _check_int("generations", generations, 0)
+    R = _check_int("replicates", replicates, 1)
+    data = _Data.of(system)
+    alpha_w = broadcast_weights("alpha", alpha, T, data.K)
+    beta_w = broadcast_weights("beta", beta, T, data.K)
+    schedule = _schedule(synthetic_schedule, data, T)
+    streams = _streams(_check_int("seed", seed, 0), -(-R // BLOCK))
+    out = np.empty((R, T + 1, data.K, data.d))
+    for b, stream in enumerate(streams):
+        private, public = _initial_responses(data, [stream])
+        noise = [None] + [
+            _noise([stream], sum(x.shape[0] for x in schedule[t - 1])) for t in range(1, T + 1)
+        ]
+        for i in range(min(BLOCK, R - b * BLOCK)):
+            out[b * BLOCK + i] = _loop_replicate(
+                data, alpha_w, beta_w, schedule, [y[:, i] for y in private], public[:, i],
+                [z if z is None else z[:, i] for z in noise],
+            )
+    return out
+
+
+def _loop_replicate(data: _Data, alpha, beta, schedule, private, public, noise) -> np.ndarray:
+    """One replicate of the workflow, fit by fit with lstsq: (T+1, K, d)."""
+    out = np.empty((alpha.shape[0], data.K, data.d))
+    for t in range(alpha.shape[0]):
+        if t:
+            xs = schedule[t - 1]
+            pooled_x = np.vstack(xs)
+            pooled_y = np.concatenate([x @ out[t - 1, j] for j, x in enumerate(xs)])
+            pooled_y = pooled_y + data.sigma * noise[t]
+        else:
+            pooled_x, pooled_y = np.zeros((0, data.d)), np.zeros(0)
+        for k in range(data.K):
+            w = _fit_weights(t, float(alpha[t, k]), float(beta[t, k]), data.K)
+            parts = [(w[0], data.private[k], private[k]), (w[1], data.public, public),
+                     (w[2], pooled_x, pooled_y)]
+            parts = [(np.sqrt(wi), x, y) for wi, x, y in parts if wi > 0 and x.shape[0] > 0]
+            if not parts:  # nothing to fit: the minimum-norm solution is 0
+                out[t, k] = 0.0
+                continue
+            design = np.vstack([r * x for r, x, _ in parts])
+            response = np.concatenate([r * y for r, _, y in parts])
+            out[t, k] = np.linalg.lstsq(design, response, rcond=_rtol(*design.shape))[0]
+    return out

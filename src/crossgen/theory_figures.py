@@ -1,0 +1,208 @@
+"""The paper's theory figures (Figures 2 and 4), exact curves with Monte Carlo points on top.
+
+Each figure is written as a PNG and a tidy CSV with the numbers behind it; both are written
+to a temporary name and renamed into place, so a file is either whole or absent. The Monte
+Carlo points come from `crossgen.simulate` (which shares no algebra with the theory), so a
+figure doubles as a visual check of the theory.
+
+* Figure 2: relative efficiency (pooled-OLS MSE / asymptotic MSE of the entity, Theorem 3)
+  against alpha, one curve per beta, one panel per entity; K = 4, d = 15, rank 5. The Monte
+  Carlo points estimate the MSE at generation ``mc_generation`` (40: every plotted weight has
+  rho(Q) < 0.9, so the exact MSE there is within ~1e-3 relative of its limit).
+* Figure 4: MSE over generations (Theorem 2), a 3 x 3 grid of panels (rows beta, columns
+  alpha, in {0, 0.5, 1}), a colour per entity; K = 2, d = 50, rank 15.
+
+CSV columns: figure2 ``alpha, beta, entity, source, value, stderr``; figure4 adds
+``generation``. ``source`` is 'theory' or 'monte_carlo'; ``stderr`` is empty for theory rows.
+Entities are numbered from 0, as in ``SimulationResult.to_frame``.
+"""
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from crossgen.simulate import simulate  # noqa: E402
+from crossgen.theory import efficiency_grid, pooled_ols_mse, trajectory  # noqa: E402
+from crossgen.theory.scenarios import figure2_system, figure4_system  # noqa: E402
+from crossgen.workflow.store import atomic_path  # noqa: E402
+
+COLUMNS = ["alpha", "beta", "entity", "source", "value", "stderr"]
+COLOURS = plt.get_cmap("tab10").colors
+
+
+# ----------------------------------------------------------------------------- shared
+
+
+def _rows(source: str, values: np.ndarray, stderr: np.ndarray | None = None, **keys) -> pd.DataFrame:
+    """Tidy rows for one array of values: one row per entry, keys broadcast alongside."""
+    values = np.asarray(values, dtype=float)
+    out = {k: np.broadcast_to(np.asarray(v), values.shape).ravel() for k, v in keys.items()}
+    out["source"] = source
+    out["value"] = values.ravel()
+    out["stderr"] = np.nan if stderr is None else np.asarray(stderr, dtype=float).ravel()
+    return pd.DataFrame(out)
+
+
+def _save(fig, frame: pd.DataFrame, out_dir, name: str) -> dict[str, Path]:
+    """Write ``name``.png and ``name``.csv atomically into out_dir; return both paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"png": out / f"{name}.png", "csv": out / f"{name}.csv"}
+    with atomic_path(paths["csv"]) as tmp:
+        frame.to_csv(tmp, index=False, float_format="%.10g")
+    with atomic_path(paths["png"]) as tmp:
+        fig.savefig(tmp, format="png", dpi=130, bbox_inches="tight")
+    plt.close(fig)
+    return paths
+
+
+def _errorbar(ax, x, y, err, colour, marker="o", label=None) -> None:
+    ax.errorbar(x, y, yerr=err, fmt=marker, color=colour, ms=4.5, capsize=2.5, lw=1,
+                mfc="white", mew=1.2, label=label, zorder=3)
+
+
+# ----------------------------------------------------------------------------- figure 2
+
+
+def figure2_data(seed: int = 0, replicates: int = 2000,
+                 alphas: Sequence[float] = tuple(np.linspace(0, 1, 41)),
+                 betas: Sequence[float] = (0.1, 0.5, 0.9),
+                 mc_alphas: Sequence[float] = (0.1, 0.3, 0.5, 0.7, 0.9),
+                 mc_generation: int = 40) -> pd.DataFrame:
+    """Figure 2's numbers: exact relative efficiency on the alpha grid, and Monte Carlo
+    estimates pooled_mse / simulated MSE at ``mc_generation`` (delta-method stderr).
+
+    Every Monte Carlo point uses the same seed (common random numbers across weights).
+    """
+    system = figure2_system()
+    alphas, betas = np.asarray(alphas, float), np.asarray(betas, float)
+    K = system.K
+    grid = efficiency_grid(system, alphas, betas)  # (na, nb, K)
+    frames = [_rows("theory", grid, alpha=alphas[:, None, None], beta=betas[None, :, None],
+                    entity=np.arange(K))]
+    pooled = pooled_ols_mse(system)
+    for b in betas:
+        for a in mc_alphas:
+            sim = simulate(system, a, b, mc_generation, replicates, seed=seed)
+            mse, se = sim.mse[-1], sim.mse_stderr[-1]
+            frames.append(_rows("monte_carlo", pooled / mse, pooled * se / mse**2,
+                                alpha=a, beta=b, entity=np.arange(K)))
+    return pd.concat(frames, ignore_index=True)[COLUMNS]
+
+
+def _mc_note(replicates: int) -> str:
+    return (f"points: Monte Carlo, {replicates} replicates, the same random numbers in every "
+            "panel (so their deviations are correlated)")
+
+
+def plot_figure2(frame: pd.DataFrame, mc_generation: int = 40, replicates: int = 2000):
+    """One panel per entity: efficiency vs alpha, a line per beta, MC points with error bars."""
+    entities = sorted(frame.entity.unique())
+    betas = sorted(frame.beta.unique())
+    fig, axes = plt.subplots(1, len(entities), figsize=(3.4 * len(entities), 3.6),
+                             sharey=True, squeeze=False)
+    for ax, k in zip(axes[0], entities):
+        for i, b in enumerate(betas):
+            sel = frame[(frame.entity == k) & (frame.beta == b)]
+            th, mc = sel[sel.source == "theory"], sel[sel.source == "monte_carlo"]
+            ax.plot(th.alpha, th.value, color=COLOURS[i], lw=1.8, label=f"β = {b:g}")
+            _errorbar(ax, mc.alpha, mc.value, mc.stderr, COLOURS[i])
+        ax.set_title(f"entity {k}")
+        ax.set_xlabel("α (share of synthetic data)")
+        ax.set_xlim(-0.02, 1.02)
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("relative efficiency\n(pooled-OLS MSE / asymptotic MSE)")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    mc = axes[0, 0].errorbar([], [], yerr=[], fmt="o", color="grey", mfc="white", capsize=2.5)
+    fig.legend(handles + [mc], labels + [f"Monte Carlo, generation {mc_generation}, ±1 s.e."],
+               loc="lower center", ncol=len(betas) + 1, frameon=False,
+               bbox_to_anchor=(0.5, -0.08))
+    fig.suptitle("Figure 2: relative efficiency of the workflow's limit "
+                 "(K = 4, d = 15, rank 5; β: private share of the real data)\n"
+                 + _mc_note(replicates), fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def figure2(out_dir, seed: int = 0, replicates: int = 2000,
+            alphas: Sequence[float] = tuple(np.linspace(0, 1, 41)),
+            betas: Sequence[float] = (0.1, 0.5, 0.9),
+            mc_alphas: Sequence[float] = (0.1, 0.3, 0.5, 0.7, 0.9),
+            mc_generation: int = 40) -> dict[str, Path]:
+    """Write figure2.png and figure2.csv into out_dir; return {'png': path, 'csv': path}."""
+    frame = figure2_data(seed, replicates, alphas, betas, mc_alphas, mc_generation)
+    return _save(plot_figure2(frame, mc_generation, replicates), frame, out_dir, "figure2")
+
+
+# ----------------------------------------------------------------------------- figure 4
+
+FIGURE4_WEIGHTS = (0.0, 0.5, 1.0)
+
+
+def figure4_data(seed: int = 0, replicates: int = 2000, generations: int = 15,
+                 weights: Sequence[float] = FIGURE4_WEIGHTS) -> pd.DataFrame:
+    """Figure 4's numbers: exact MSE per generation and entity (Theorem 2, beta applied from
+    generation 0 on) and the simulated MSE with its stderr, for every (alpha, beta) pair."""
+    system = figure4_system()
+    gen = np.arange(generations + 1)[:, None]
+    ent = np.arange(system.K)[None, :]
+    frames = []
+    for b in weights:
+        for a in weights:
+            exact = trajectory(system, a, b, generations).mse
+            sim = simulate(system, a, b, generations, replicates, seed=seed)
+            keys = dict(generation=gen, alpha=a, beta=b, entity=ent)
+            frames.append(_rows("theory", exact, **keys))
+            frames.append(_rows("monte_carlo", sim.mse, sim.mse_stderr, **keys))
+    return pd.concat(frames, ignore_index=True)[["generation"] + COLUMNS]
+
+
+def plot_figure4(frame: pd.DataFrame, replicates: int = 2000):
+    """A grid of panels, rows beta and columns alpha, each with its own MSE scale (the
+    curves differ by orders of magnitude between panels): theory lines and Monte Carlo points
+    with error bars, a colour per entity."""
+    betas, alphas = sorted(frame.beta.unique()), sorted(frame.alpha.unique())
+    entities = sorted(frame.entity.unique())
+    fig, axes = plt.subplots(len(betas), len(alphas), figsize=(3.6 * len(alphas),
+                             2.6 * len(betas)), sharex=True, squeeze=False)
+    for (i, b), (j, a) in itertools.product(enumerate(betas), enumerate(alphas)):
+        ax = axes[i, j]
+        for k in entities:
+            sel = frame[(frame.beta == b) & (frame.alpha == a) & (frame.entity == k)]
+            th, mc = sel[sel.source == "theory"], sel[sel.source == "monte_carlo"]
+            ax.plot(th.generation, th.value, color=COLOURS[k], lw=1.6,
+                    label=f"entity {k}, theory")
+            _errorbar(ax, mc.generation, mc.value, mc.stderr, COLOURS[k],
+                      label=f"entity {k}, Monte Carlo ±1 s.e.")
+        ax.set_title(f"α = {a:g}, β = {b:g}", fontsize=10)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        if i == len(betas) - 1:
+            ax.set_xlabel("generation t")
+        if j == 0:
+            ax.set_ylabel("MSE  E‖θ̂ₜₖ − θ‖²")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=2 * len(entities), frameon=False,
+               bbox_to_anchor=(0.5, -0.04))
+    fig.suptitle("Figure 4: MSE over generations (K = 2, d = 50, rank 15); "
+                 "α: share of synthetic data, β: private share of the real data\n"
+                 + _mc_note(replicates), fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def figure4(out_dir, seed: int = 0, replicates: int = 2000, generations: int = 15,
+            weights: Sequence[float] = FIGURE4_WEIGHTS) -> dict[str, Path]:
+    """Write figure4.png and figure4.csv into out_dir; return {'png': path, 'csv': path}."""
+    frame = figure4_data(seed, replicates, generations, weights)
+    return _save(plot_figure4(frame, replicates), frame, out_dir, "figure4")
