@@ -59,5 +59,7 @@ def run_experiment(cfg: RunConfig, out: Path, resume: bool = False, progress: Op
         store = RunStore.create(out, cfg)
         if generation0_from is not None:
             copy_generation0(RunStore.resume(generation0_from), store)
+    if evaluate_hook is None and cfg.model.backend == "hf" and cfg.evaluation.embedding_prompts > 0:
+        from crossgen.metrics import evaluate_generation as evaluate_hook
     workflow = Workflow(cfg, data, backend, store, progress=progress, evaluate_hook=evaluate_hook)
     return workflow.run(initial)

@@ -175,7 +175,7 @@ class RunStore:
         frames = [pd.read_csv(p) for g in self.completed_generations() if (p := self.gen_dir(g) / f"{name}.csv").is_file()]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
-    def refresh_tables(self, names: Iterable[str] = ("losses", "similarity")) -> None:
+    def refresh_tables(self, names: Iterable[str] = ("losses", "similarity", "homogenization", "semantic")) -> None:
         for name in names:
             frame = self.collect(name)
             if not frame.empty:

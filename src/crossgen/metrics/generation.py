@@ -1,0 +1,189 @@
+"""The workflow's evaluate hook: embed one generation's completions and write its metric tables.
+
+`evaluate_generation(store, t)` reads gen_NNN/completions/<entity>.jsonl (rows dataset, index,
+prompt, reference, completion, written by the loop) and writes into gen_NNN/:
+
+  embeddings.npz      float32 unit-norm embeddings: `completion/<model>/<dataset>` (n, dim)
+                      per model and dataset, `reference/<dataset>` (n, dim) of the correct
+                      answers, `index/<dataset>` (n,) the prompt indices (shared by all models),
+                      `model_name` the embedding model (evaluation.embedding_model)
+  similarity.csv      generation, dataset, model_a, model_b, cosine: one row per unordered pair
+                      (a before b in entity order) per dataset; cosine = mean over prompts i of
+                      cos(emb_a[i], emb_b[i]) (the paper's Table 3)
+  homogenization.csv  generation, dataset, metric, model, value: metric 'spread' (model 'all')
+                      and 'diversity' (one row per model), see metrics.homogenization
+  semantic.csv        generation, model, task, distance: mean over prompts of
+                      1 - cos(emb(completion), emb(reference answer))
+
+Each file is written atomically and skipped when it already exists, so the hook is idempotent
+and a resumed run redoes only what is missing. Nothing is written (and no embedding model is
+loaded) when the generation has no completions (evaluation.embedding_prompts = 0) or when the
+completions are not text (the linear backend).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+from crossgen.metrics.homogenization import diversity, spread
+from crossgen.metrics.semantic import semantic_distance
+from crossgen.metrics.similarity import pairwise_similarity
+from crossgen.workflow.store import RunStore, atomic_path, read_jsonl, write_table
+
+EMBEDDINGS = "embeddings.npz"
+MODEL_KEY = "model_name"  # the embedding model's name, stored in embeddings.npz
+TABLES = {
+    "similarity": ["generation", "dataset", "model_a", "model_b", "cosine"],
+    "homogenization": ["generation", "dataset", "metric", "model", "value"],
+    "semantic": ["generation", "model", "task", "distance"],
+}
+
+
+def completion_key(model: str, dataset: str) -> str:
+    return f"completion/{model}/{dataset}"
+
+
+def reference_key(dataset: str) -> str:
+    return f"reference/{dataset}"
+
+
+def output_paths(store: RunStore, t: int) -> dict[str, Path]:
+    gen = store.gen_dir(t)
+    return {"embeddings": gen / EMBEDDINGS, **{name: gen / f"{name}.csv" for name in TABLES}}
+
+
+def evaluate_generation(store: RunStore, t: int, model_name: Optional[str] = None) -> bool:
+    """Write generation t's embeddings and metric tables (see module doc); True if any file was written."""
+    store = store if isinstance(store, RunStore) else RunStore(Path(store))
+    paths = output_paths(store, t)
+    if all(p.exists() for p in paths.values()):
+        return False
+    cfg = store.config()
+    if cfg.model.backend == "linear":
+        return False
+    names = [e.name for e in cfg.entities]
+    completions = _read_completions(store, t, names)
+    if completions is None:
+        return False
+    datasets = _dataset_order(cfg, completions)
+    if paths["embeddings"].exists():
+        arrays = load_embeddings(paths["embeddings"])
+    else:
+        model_name = model_name or cfg.evaluation.embedding_model
+        paths_prev = store.gen_dir(t - 1) / EMBEDDINGS if t > 0 else None
+        previous = load_embeddings(paths_prev) if paths_prev is not None and paths_prev.is_file() else None
+        if previous is not None and str(previous.get(MODEL_KEY, "")) != model_name:
+            previous = None  # embedded by another model: nothing to reuse
+        arrays = _embed(completions, names, datasets, model_name, _device(cfg.device), previous)
+        arrays[MODEL_KEY] = np.array(model_name)
+        save_embeddings(paths["embeddings"], arrays)
+    frames = metric_tables(arrays, names, datasets, t)
+    for name, frame in frames.items():
+        if not paths[name].exists():
+            write_table(paths[name], frame)
+    return True
+
+
+def metric_tables(arrays: dict[str, np.ndarray], names: list[str], datasets: list[str], t: int) -> dict[str, pd.DataFrame]:
+    """The three tables of one generation from its embeddings."""
+    sim, hom, sem = [], [], []
+    for ds in datasets:
+        per_model = {m: arrays[completion_key(m, ds)] for m in names if completion_key(m, ds) in arrays}
+        models = [m for m in names if m in per_model]
+        for a, b, cos in pairwise_similarity(per_model, models):
+            sim.append({"generation": t, "dataset": ds, "model_a": a, "model_b": b, "cosine": cos})
+        if models:
+            hom.append({"generation": t, "dataset": ds, "metric": "spread", "model": "all",
+                        "value": spread([per_model[m] for m in models])})
+        for m in models:
+            hom.append({"generation": t, "dataset": ds, "metric": "diversity", "model": m,
+                        "value": diversity(per_model[m])})
+        ref = arrays.get(reference_key(ds))
+        if ref is not None:
+            for m in models:
+                sem.append({"generation": t, "model": m, "task": ds, "distance": semantic_distance(per_model[m], ref)})
+    rows = {"similarity": sim, "homogenization": hom, "semantic": sem}
+    return {name: pd.DataFrame(rows[name], columns=cols) for name, cols in TABLES.items()}
+
+
+def save_embeddings(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    with atomic_path(Path(path)) as tmp:
+        with open(tmp, "wb") as fh:  # a file object: np.savez would append .npz to a name
+            np.savez(fh, **arrays)
+
+
+def load_embeddings(path: Path) -> dict[str, np.ndarray]:
+    with np.load(Path(path), allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+# -- helpers ---------------------------------------------------------------------------
+def _read_completions(store: RunStore, t: int, names: list[str]) -> Optional[dict[str, list[dict]]]:
+    """{model: rows}, or None when some model has no completions or they are not text."""
+    out = {}
+    for name in names:
+        path = store.completions_path(t, name)
+        if not path.is_file():
+            return None
+        rows = read_jsonl(path)
+        if not rows or not all(isinstance(r.get("completion"), str) for r in rows):
+            return None
+        out[name] = rows
+    return out
+
+
+def _dataset_order(cfg, completions: dict[str, list[dict]]) -> list[str]:
+    configured = [e.task.name for e in cfg.entities] + [cfg.public.name]
+    seen = list(dict.fromkeys(r["dataset"] for rows in completions.values() for r in rows))
+    return [d for d in configured if d in seen] + [d for d in seen if d not in configured]
+
+
+def _embed(completions: dict[str, list[dict]], names: list[str], datasets: list[str],
+           model_name: str, device: Optional[str], previous: Optional[dict] = None) -> dict[str, np.ndarray]:
+    """Embed every completion and reference in one batch; align models by prompt index.
+
+    The references of a dataset are the same every generation (the first test prompts), so
+    those of the previous generation's embeddings are reused when its prompt indices match.
+    """
+    from crossgen.metrics.embeddings import embed
+
+    previous = previous or {}
+    reused: dict[str, np.ndarray] = {}
+    plan: list[tuple[str, list[str]]] = []
+    for ds in datasets:
+        by_model = {m: {int(r["index"]): r for r in completions[m] if r["dataset"] == ds} for m in names}
+        common = sorted(set.intersection(*(set(rows) for rows in by_model.values())))
+        if not common:
+            continue
+        plan.append((f"index/{ds}", common))
+        for m in names:
+            plan.append((completion_key(m, ds), [by_model[m][i]["completion"] for i in common]))
+        old_index = previous.get(f"index/{ds}")
+        if reference_key(ds) in previous and old_index is not None and np.array_equal(old_index, common):
+            reused[reference_key(ds)] = previous[reference_key(ds)]
+        else:
+            plan.append((reference_key(ds), [str(by_model[names[0]][i].get("reference", "")) for i in common]))
+    texts = [text for key, items in plan if not key.startswith("index/") for text in items]
+    vectors = embed(texts, model_name, device)
+    arrays, start = {}, 0
+    for key, items in plan:
+        if key.startswith("index/"):
+            arrays[key] = np.asarray(items, dtype=np.int64)
+            continue
+        arrays[key] = vectors[start:start + len(items)].astype(np.float32)
+        start += len(items)
+    return {**arrays, **reused}
+
+
+def _device(device: str) -> Optional[str]:
+    if device != "auto":
+        return device
+    try:
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    except ImportError:
+        return "cpu"

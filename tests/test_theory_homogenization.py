@@ -1,0 +1,46 @@
+"""Consensus distance and error correlations against the dense covariance."""
+import numpy as np
+
+from crossgen.theory import FeatureSystem, dense, homogenization
+
+
+def system(seed=0, K=3, d=4):
+    rng = np.random.default_rng(seed)
+    priv = [rng.standard_normal((5, 2)) @ rng.standard_normal((2, d)) for _ in range(K)]
+    return FeatureSystem(priv, rng.standard_normal((3, d)),
+                         [rng.standard_normal((6, d)) for _ in range(K)], sigma2=0.5,
+                         theta=rng.standard_normal(d))
+
+
+def test_matches_dense_cross_blocks():
+    s = system()
+    K, d, T = s.K, s.d, 4
+    rng = np.random.default_rng(1)
+    alpha, beta = rng.uniform(size=(T + 1, K)), rng.uniform(size=(T + 1, K))
+    got = homogenization(s, alpha, beta, T)
+    ref = dense.trajectory(s, alpha, beta, T)
+    for t in range(T + 1):
+        e = ref.mean[t] - s.theta
+        E = np.array([[np.trace(ref.cov[t][k * d:(k + 1) * d, l * d:(l + 1) * d]) + e[k] @ e[l]
+                       for l in range(K)] for k in range(K)])
+        corr = E / np.sqrt(np.outer(np.diag(E), np.diag(E)))
+        np.testing.assert_allclose(got.error_correlation[t], corr, rtol=1e-9, atol=1e-12)
+        assert np.isclose(got.mean_error_correlation[t], corr[np.triu_indices(K, 1)].mean())
+        spread = ref.mean[t] - ref.mean[t].mean(axis=0)
+        assert np.isclose(got.consensus_distance[t], np.sum(spread ** 2) / K)
+
+
+def test_alpha_one_homogenizes_completely():
+    s = system(2)
+    h = homogenization(s, 1.0, 0.5, 3)
+    # from generation 1 on every entity fits the same pooled synthetic data
+    assert np.allclose(h.consensus_distance[1:], 0, atol=1e-20)
+    assert np.allclose(h.mean_error_correlation[1:], 1.0)
+    assert h.mean_error_correlation[0] < 0.99
+
+
+def test_single_entity_has_no_pairs():
+    s = system(3, K=1)
+    h = homogenization(s, 0.5, 0.5, 2)
+    assert np.all(np.isnan(h.mean_error_correlation))
+    assert np.allclose(h.error_correlation, 1.0)
