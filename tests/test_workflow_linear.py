@@ -154,3 +154,12 @@ def test_linear_preset_runs(tmp_path):
     cfg = cfg.model_copy(update={"generations": 2})
     store = run_experiment(cfg, tmp_path / "lin")
     assert store.manifest()["status"] == "complete"
+
+
+def test_no_pool_is_written_when_nobody_trains_on_it(tmp_path):
+    store = run_experiment(small(alpha=0.0, generations=2), tmp_path / "a0")
+    assert not list(store.root.rglob("pool"))
+    accumulate = small(alpha=[0.0, 0.0, 0.5], generations=2, mixing={"paradigm": "accumulate", "n": 50})
+    store = run_experiment(accumulate, tmp_path / "acc")
+    # D_1 is written because generation 2 trains on every pool so far; the draw uses both.
+    assert store.pool_path(1, "e0").is_file() and store.pool_path(2, "e0").is_file()

@@ -97,7 +97,7 @@ class Workflow:
         return self.store
 
     def generation(self, t: int) -> None:
-        if t >= 1:
+        if t >= 1 and self._pool_needed(t):
             for j, name in enumerate(self.names):
                 if not self.store.pool_path(t, name).exists():
                     self._make_pool(t, j)
@@ -121,12 +121,17 @@ class Workflow:
         write_jsonl(self.store.pool_path(t, name),
                     ({"prompt": p, "answer": c, "source": source} for p, c in zip(prompts, completions)))
 
+    def _pool_needed(self, t: int) -> bool:
+        """Whether any entity trains on D_t (now, or later when pools accumulate)."""
+        last = self.cfg.generations if self.cfg.mixing.paradigm == "accumulate" else t
+        return any(self.cfg.weights("alpha", k)[s] > 0 for k in range(self.cfg.K) for s in range(t, last + 1))
+
     def _pools(self, t: int) -> list[list[Example]]:
         """Each entity's pool as seen at generation t (all earlier pools for 'accumulate')."""
         first = 1 if self.cfg.mixing.paradigm == "accumulate" else t
         return [
             [Example(r["prompt"], r["answer"], r["source"]) for s in range(first, t + 1)
-             for r in read_jsonl(self.store.pool_path(s, name))]
+             if (path := self.store.pool_path(s, name)).exists() for r in read_jsonl(path)]
             for name in self.names
         ]
 
@@ -134,7 +139,7 @@ class Workflow:
         name = self.names[k]
         alpha = self.cfg.weights("alpha", k)[t]
         beta = self.cfg.weights("beta", k)[t]
-        pools = self._pools(t) if t >= 1 else []
+        pools = self._pools(t) if t >= 1 and alpha > 0 else []
         components = mixing.mixture(alpha, beta, self.data.private[k].train, self.data.public.train, pools, self.names)
         if self.cfg.mixing.paradigm == "replace" and t >= 1:
             components = [c for c in components if c.name.startswith("synthetic:")]
