@@ -1,0 +1,94 @@
+"""The contract between the workflow loop and a model backend.
+
+The loop (workflow/loop.py) never touches torch or transformers: it builds an initial
+model through a `Backend`, and trains, samples from, scores, saves and reloads models only
+through the `GenerativeModel` methods below. A backend is free in how it does each step
+as long as it keeps these semantics:
+
+- ``train(examples, cfg, seed, weights, progress)`` continues from the model's current
+  parameters (the loop decides between restarting and continuing by what it loads) and
+  runs exactly ``cfg.max_steps`` optimizer steps over ``examples`` (shuffled with ``seed``,
+  cycled if there are fewer examples than steps need). The training text of an example is
+  ``prompt + answer`` (plus an end-of-sequence marker for text models).
+
+  ``weights`` (the 'weighted-loss' mixing paradigm) are per-example loss weights. With
+  ``weights=None`` the objective of an optimizer step is the backend's plain loss (for a
+  causal LM: the mean token cross-entropy over all real tokens of the step's batch). With
+  weights, the objective of an optimizer step over the examples B of its batch (all
+  gradient-accumulation micro-batches together) is::
+
+      L(B) = sum_{i in B} w_i * loss_i / sum_{i in B} w_i
+
+  where ``loss_i`` is example i's own mean token loss. A zero weight removes an example's
+  influence exactly; a batch whose weights are all zero makes a zero update. Note that
+  ``weights=[1] * n`` is not the same objective as ``weights=None``: it averages per
+  example, not per token.
+- ``generate(prompts, cfg, seed, max_new_tokens)`` returns one completion per prompt, in
+  order, without the prompt; the same seed gives the same completions.
+- ``score(examples, batch_size)`` is the token-average cross-entropy (nats) of the answer
+  tokens given the prompt: summed over every answer token of the set, divided by their
+  number (the prompt's own tokens are context, never targets).
+- ``save(directory)`` writes safetensors weights plus everything ``Backend.load`` needs;
+  the directory appears complete or not at all. ``load(save(m))`` scores identically.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, Sequence, runtime_checkable
+
+from crossgen.data import Example
+
+if TYPE_CHECKING:  # config imports pydantic/yaml only; keep this module import-light anyway
+    from crossgen.config import GenerationConfig, TrainingConfig
+
+ProgressFn = Callable[[int, int], None]
+"""Called as progress(step, total_steps) after each optimizer step."""
+
+
+@dataclass
+class TrainStats:
+    """What one `train()` call did.
+
+    steps: optimizer steps taken (== cfg.max_steps for the hf backend).
+    tokens: real (non-padding) tokens fed through the model during training.
+    seconds: wall-clock time of the call.
+    final_loss: the training objective near the end (hf: mean over the last up to 10
+      optimizer steps, in the objective's own units, weighted if weights were given).
+    """
+
+    steps: int
+    tokens: int
+    seconds: float
+    final_loss: float
+
+
+@runtime_checkable
+class GenerativeModel(Protocol):
+    def train(
+        self,
+        examples: Sequence[Example],
+        cfg: "TrainingConfig",
+        seed: int,
+        weights: Optional[Sequence[float]] = None,
+        progress: Optional[ProgressFn] = None,
+    ) -> TrainStats: ...
+
+    def generate(
+        self,
+        prompts: Sequence[Any],
+        cfg: "GenerationConfig",
+        seed: int,
+        max_new_tokens: Optional[int] = None,
+    ) -> list[Any]: ...
+
+    def score(self, examples: Sequence[Example], batch_size: int) -> float: ...
+
+    def save(self, directory: Path) -> None: ...
+
+
+@runtime_checkable
+class Backend(Protocol):
+    def initial_model(self, real_texts: Sequence[str], seed: int) -> GenerativeModel: ...
+
+    def load(self, directory: Path) -> GenerativeModel: ...

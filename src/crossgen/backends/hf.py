@@ -1,0 +1,343 @@
+"""The transformers backend: causal language models, pretrained or built from scratch.
+
+`HFBackend(model_cfg, device, threads)` makes models; `HFModel` is the `GenerativeModel`
+(backends/base.py) around a `PreTrainedModel` and its tokenizer.
+
+Tokenisation is the same everywhere: an example is ``prompt_ids + answer_ids`` with the
+prompt tokenised with the tokenizer's special tokens (e.g. Llama's BOS) and the answer
+without, so the prompt/answer boundary is exact and matches what `generate` continues
+from. Training appends EOS (the model learns to stop); scoring does not (only the
+answer's own tokens are targets). An empty prompt becomes [BOS or EOS] so that the first
+answer token has a context.
+
+Length limits: training sequences are cut (at the end) to min(max_seq_length, context);
+scoring keeps the answer and cuts the prompt from the left when prompt + answer exceeds
+the context (answer tokens beyond the context are dropped and not counted); generation
+keeps the last ``context - max_new_tokens`` prompt tokens.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import torch
+
+from crossgen.backends.base import ProgressFn, TrainStats
+from crossgen.data import Example
+from crossgen.errors import InputError
+
+NAME_FIELD = "model.name_or_path"
+NAME_ALLOWED = "a local model folder or a hub id available in the local cache (offline)"
+# owner/name or a bare name, as the hub spells repository ids
+_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
+# context assumed when a config names none (only caps truncation)
+_DEFAULT_CONTEXT = 2048
+
+
+def resolve_device(device: str = "auto") -> str:
+    """auto: cuda if available, else mps if available, else cpu. An explicit accelerator
+    that this machine does not have is an InputError."""
+    mps = getattr(torch.backends, "mps", None)
+    has_mps = mps is not None and mps.is_available()
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu"
+    kind = device.split(":")[0]
+    if (kind == "cuda" and not torch.cuda.is_available()) or (kind == "mps" and not has_mps) \
+            or kind not in ("cpu", "cuda", "mps"):
+        raise InputError("device", device, "auto, cpu, or an accelerator this machine has (cuda, mps)")
+    return device
+
+
+def _torch_dtype(name: str) -> torch.dtype:
+    """ModelConfig.dtype -> weights dtype. 'auto' keeps float32 master weights (on a GPU the
+    Trainer's bf16 mixed precision does the rest), unlike transformers' 'auto' (checkpoint
+    dtype), because pure-bf16 AdamW at lr 8e-6 loses most updates to rounding."""
+    return {"auto": torch.float32, "float32": torch.float32,
+            "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+
+
+def _context_length(model) -> int:
+    cfg = model.config
+    for attr in ("n_positions", "max_position_embeddings", "n_ctx", "max_sequence_length"):
+        value = getattr(cfg, attr, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return _DEFAULT_CONTEXT
+
+
+@contextlib.contextmanager
+def quiet_transformers():
+    """No progress bars ("Loading weights", "Writing model shards") and only errors logged,
+    restored afterwards."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    if bars:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def _pad_id(tokenizer) -> int:
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+
+class HFModel:
+    """A causal LM + tokenizer implementing `GenerativeModel`."""
+
+    def __init__(self, model, tokenizer, device: str):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.device = device
+        self.model.to(device)
+        self.model.eval()
+        if getattr(self.model, "loss_type", "x") is None:  # e.g. GPT2LMHeadModel: avoids a warning
+            self.model.loss_type = "ForCausalLM"
+        self.context = _context_length(model)
+
+    # -- tokenisation -------------------------------------------------------------
+    def _start_ids(self) -> list[int]:
+        tid = self.tokenizer.bos_token_id
+        return [tid if tid is not None else self.tokenizer.eos_token_id]
+
+    def encode_prompts(self, prompts: Sequence[str]) -> list[list[int]]:
+        if not prompts:
+            return []
+        ids = self.tokenizer([str(p) for p in prompts], add_special_tokens=True)["input_ids"]
+        return [x if x else self._start_ids() for x in ids]
+
+    def encode_answers(self, answers: Sequence[str]) -> list[list[int]]:
+        if not answers:
+            return []
+        return self.tokenizer([str(a) for a in answers], add_special_tokens=False)["input_ids"]
+
+    def training_ids(self, examples: Sequence[Example], max_len: int) -> list[list[int]]:
+        """prompt + answer + EOS, cut at max_len tokens."""
+        eos = self.tokenizer.eos_token_id
+        prompts = self.encode_prompts([e.prompt for e in examples])
+        answers = self.encode_answers([e.answer for e in examples])
+        return [(p + a + [eos])[:max_len] for p, a in zip(prompts, answers)]
+
+    # -- GenerativeModel ----------------------------------------------------------
+    def train(self, examples: Sequence[Example], cfg, seed: int,
+              weights: Optional[Sequence[float]] = None,
+              progress: Optional[ProgressFn] = None) -> TrainStats:
+        from crossgen.backends.hf_train import run_training
+
+        start = time.perf_counter()
+        if not examples:
+            raise InputError("training examples", 0, "at least one example")
+        if weights is not None:
+            if len(weights) != len(examples):
+                raise InputError("weights", len(weights), f"one weight per example ({len(examples)})")
+            if any(not (float(w) >= 0.0) or float(w) == float("inf") for w in weights):
+                raise InputError("weights", list(weights)[:5], "finite non-negative numbers")
+        max_len = min(cfg.max_seq_length, self.context)
+        ids = self.training_ids(examples, max_len)
+        rows = ([{"input_ids": x} for x in ids] if weights is None
+                else [{"input_ids": x, "weight": float(w)} for x, w in zip(ids, weights)])
+        steps, tokens, loss = run_training(self.model, rows, _pad_id(self.tokenizer), cfg, seed,
+                                           self.device, progress)
+        return TrainStats(steps=steps, tokens=tokens, seconds=time.perf_counter() - start, final_loss=loss)
+
+    @torch.no_grad()
+    def generate(self, prompts: Sequence[Any], cfg, seed: int,
+                 max_new_tokens: Optional[int] = None) -> list[str]:
+        """Completions (new text only, special tokens skipped, cut at EOS), in prompt order.
+
+        Prompts are sorted by token length into batches of cfg.batch_size and left
+        padded; decoding uses the KV cache. temperature 0 is greedy; otherwise sampling
+        with temperature and top_p over the full vocabulary (top_k disabled, unlike
+        transformers' default of 50). The torch RNG is seeded with `seed` inside a forked
+        RNG state, so the caller's global RNG is untouched.
+        """
+        if not prompts:
+            return []
+        new = int(max_new_tokens if max_new_tokens is not None else cfg.max_new_tokens)
+        new = max(1, min(new, self.context - 1))
+        keep = self.context - new
+        ids = [x[-keep:] for x in self.encode_prompts(prompts)]
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        eos = self.tokenizer.eos_token_id
+        pad = _pad_id(self.tokenizer)
+        kwargs: dict[str, Any] = dict(max_new_tokens=new, pad_token_id=pad, eos_token_id=eos, use_cache=True)
+        if cfg.temperature > 0:
+            kwargs.update(do_sample=True, temperature=float(cfg.temperature), top_p=float(cfg.top_p), top_k=0)
+        else:
+            kwargs.update(do_sample=False, num_beams=1)
+        out: list[Optional[str]] = [None] * len(ids)
+        devices = [torch.device(self.device)] if self.device.startswith("cuda") else []
+        # quiet: transformers warns about padding when a batch needs no attention mask and a
+        # finished row is padded while the others continue (harmless: we cut at EOS)
+        with torch.random.fork_rng(devices=devices), quiet_transformers():
+            torch.manual_seed(seed)
+            for b in range(0, len(order), cfg.batch_size):
+                chunk = order[b: b + cfg.batch_size]
+                width = max(len(ids[i]) for i in chunk)
+                input_ids = torch.tensor([[pad] * (width - len(ids[i])) + ids[i] for i in chunk],
+                                         device=self.device)
+                mask = torch.tensor([[0] * (width - len(ids[i])) + [1] * len(ids[i]) for i in chunk],
+                                    device=self.device)
+                gen = self.model.generate(input_ids=input_ids, attention_mask=mask, **kwargs)
+                for row, i in zip(gen[:, width:].tolist(), chunk):
+                    if eos in row:
+                        row = row[: row.index(eos)]
+                    out[i] = self.tokenizer.decode(row, skip_special_tokens=True)
+        return out  # type: ignore[return-value]
+
+    @torch.no_grad()
+    def score(self, examples: Sequence[Example], batch_size: int) -> float:
+        """Token-average cross-entropy (nats) of the answer tokens given the prompt."""
+        total, count = self.score_sums(examples, batch_size)
+        return total / count if count else float("nan")
+
+    @torch.no_grad()
+    def score_sums(self, examples: Sequence[Example], batch_size: int) -> tuple[float, int]:
+        """(sum of answer-token losses, number of answer tokens) over `examples`."""
+        prompts = self.encode_prompts([e.prompt for e in examples])
+        answers = self.encode_answers([e.answer for e in examples])
+        seqs, starts = [], []
+        for p, a in zip(prompts, answers):
+            a = a[: self.context - 1]
+            p = p[-(self.context - len(a)):]
+            seqs.append(p + a)
+            starts.append(len(p))
+        order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+        pad = _pad_id(self.tokenizer)
+        total = torch.zeros((), dtype=torch.float64, device=self.device)
+        count = 0
+        batch_size = max(1, int(batch_size))
+        for b in range(0, len(order), batch_size):
+            chunk = [i for i in order[b: b + batch_size] if len(seqs[i]) > starts[i]]
+            if not chunk:
+                continue
+            width = max(len(seqs[i]) for i in chunk)
+            input_ids = torch.tensor([seqs[i] + [pad] * (width - len(seqs[i])) for i in chunk], device=self.device)
+            mask = torch.tensor([[1] * len(seqs[i]) + [0] * (width - len(seqs[i])) for i in chunk],
+                                device=self.device)
+            # target positions: answer tokens t in [start, len); predicted from position t-1
+            target = torch.zeros((len(chunk), width), dtype=torch.bool)
+            for r, i in enumerate(chunk):
+                target[r, starts[i]: len(seqs[i])] = True
+            target = target.to(self.device)
+            logits = self.model(input_ids=input_ids, attention_mask=mask, use_cache=False).logits
+            pred = logits[:, :-1][target[:, 1:]].float()  # (N, V)
+            gold = input_ids[:, 1:][target[:, 1:]]
+            nll = -torch.log_softmax(pred, dim=-1).gather(1, gold[:, None]).squeeze(1)
+            total += nll.double().sum()
+            count += int(gold.numel())
+        return float(total.item()), count
+
+    def save(self, directory: Path) -> None:
+        """save_pretrained (safetensors) of model and tokenizer, atomically."""
+        directory = Path(directory)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        try:
+            with quiet_transformers():
+                self.model.save_pretrained(tmp, safe_serialization=True)
+                self.tokenizer.save_pretrained(tmp)
+            _replace_dir(tmp, directory)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp)
+
+
+def _replace_dir(src: Path, dst: Path) -> None:
+    """Move the finished folder `src` to `dst`, replacing an existing `dst` whole."""
+    if dst.exists():
+        old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(dst, old)
+        os.replace(src, dst)
+        shutil.rmtree(old)
+    else:
+        os.replace(src, dst)
+
+
+class HFBackend:
+    """Builds and loads `HFModel`s for one `ModelConfig` (backend 'hf')."""
+
+    def __init__(self, model_cfg, device: str = "auto", threads: Optional[int] = None):
+        self.cfg = model_cfg
+        self.device = resolve_device(device)
+        if threads:
+            torch.set_num_threads(int(threads))
+
+    # -- Backend --------------------------------------------------------------------
+    def initial_model(self, real_texts: Sequence[str], seed: int) -> HFModel:
+        if self.cfg.scratch is not None:
+            return self._scratch(real_texts, seed)
+        return self._pretrained(self.cfg.name_or_path, seed)
+
+    def load(self, directory: Path) -> HFModel:
+        directory = Path(directory)
+        if not (directory / "config.json").is_file():
+            raise InputError("model directory", str(directory), "a folder written by HFModel.save")
+        return self._from_pretrained(str(directory), field="model directory",
+                                     allowed="a folder written by HFModel.save")
+
+    # -- construction ---------------------------------------------------------------
+    def _scratch(self, real_texts: Sequence[str], seed: int) -> HFModel:
+        from transformers import GPT2Config, GPT2LMHeadModel
+
+        from crossgen.backends.hf_tokenizer import train_tokenizer
+
+        arch = self.cfg.scratch
+        texts = [t for t in real_texts if t]
+        if not texts:
+            raise InputError("real_texts", 0, "some real text to train the tokenizer on")
+        # model_max_length stays huge: truncation is done here, by the rules in the module doc
+        tokenizer = train_tokenizer(texts, arch.vocab_size)
+        config = GPT2Config(
+            n_layer=arch.n_layer, n_head=arch.n_head, n_embd=arch.n_embd, n_positions=arch.n_positions,
+            vocab_size=len(tokenizer), bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = GPT2LMHeadModel(config)
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+        model.generation_config.eos_token_id = tokenizer.eos_token_id
+        model.generation_config.bos_token_id = tokenizer.eos_token_id
+        return HFModel(model, tokenizer, self.device)
+
+    def _pretrained(self, name: str, seed: int) -> HFModel:
+        path = Path(name).expanduser()
+        if not path.exists() and not _HUB_ID.match(name):
+            raise InputError(NAME_FIELD, name, NAME_ALLOWED)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)  # any newly initialised head is seeded
+            return self._from_pretrained(str(path) if path.exists() else name, NAME_FIELD, NAME_ALLOWED)
+
+    def _from_pretrained(self, name: str, field: str, allowed: str) -> HFModel:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        try:
+            with quiet_transformers():
+                tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=self.cfg.trust_remote_code)
+                model = AutoModelForCausalLM.from_pretrained(
+                    name, trust_remote_code=self.cfg.trust_remote_code, dtype=_torch_dtype(self.cfg.dtype),
+                )
+        except (OSError, ValueError) as exc:
+            raise InputError(field, name, allowed) from exc
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        tokenizer.padding_side = "left"
+        if model.generation_config.pad_token_id is None:
+            model.generation_config.pad_token_id = tokenizer.pad_token_id
+        return HFModel(model, tokenizer, self.device)

@@ -1,0 +1,276 @@
+"""Training a causal LM through transformers' `Trainer` (one generation's update).
+
+Pieces: the tokenised examples as a plain list dataset, a right-padding collator that
+builds labels (padding masked with -100) and carries optional per-example weights, a
+`Trainer` subclass that applies the weighted loss and counts tokens without per-step
+host syncs, and a callback that forwards progress. `build_trainer` assembles them from a
+`TrainingConfig`; `HFModel.train` (hf.py) calls it.
+
+Weighted loss (mixing paradigm 'weighted-loss'), per optimizer step over the examples B
+of all its gradient-accumulation micro-batches:
+
+    L(B) = sum_{i in B} w_i * loss_i / sum_{i in B} w_i,
+    loss_i = mean over the target tokens t of example i of -log p(x_t | x_<t)
+
+(target tokens: every real token after the first, padding excluded). Each micro-batch
+contributes sum_{i in micro} w_i loss_i / W with W the whole step's weight sum, so the
+accumulated gradient is exactly that of L(B). Without weights the Trainer's own loss is
+used: the token mean over the whole accumulated batch.
+"""
+from __future__ import annotations
+
+import math
+import tempfile
+from typing import Any, Callable, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+IGNORE = -100
+
+
+class ListDataset(torch.utils.data.Dataset):
+    """Rows {"input_ids": list[int]} (+ "weight": float)."""
+
+    def __init__(self, rows: list[dict[str, Any]]):
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.rows[i]
+
+
+class Collator:
+    """Right-pads a list of rows into input_ids, attention_mask, labels (+ weight)."""
+
+    def __init__(self, pad_token_id: int):
+        self.pad = int(pad_token_id)
+
+    def __call__(self, rows: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        width = max(len(r["input_ids"]) for r in rows)
+        ids, mask, labels = [], [], []
+        for r in rows:
+            seq = r["input_ids"]
+            fill = width - len(seq)
+            ids.append(seq + [self.pad] * fill)
+            mask.append([1] * len(seq) + [0] * fill)
+            labels.append(seq + [IGNORE] * fill)
+        batch = {
+            "input_ids": torch.tensor(ids, dtype=torch.long),
+            "attention_mask": torch.tensor(mask, dtype=torch.long),
+            "labels": torch.tensor(labels, dtype=torch.long),
+        }
+        if "weight" in rows[0]:
+            batch["weight"] = torch.tensor([float(r["weight"]) for r in rows], dtype=torch.float32)
+        return batch
+
+
+def per_example_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy of each row (labels == -100 are not targets).
+
+    logits (B, T, V) predict labels shifted by one; rows without targets give 0.
+    """
+    targets = labels[:, 1:]
+    token = F.cross_entropy(
+        logits[:, :-1].float().transpose(1, 2), targets, ignore_index=IGNORE, reduction="none"
+    )  # (B, T-1), zero where ignored
+    count = (targets != IGNORE).sum(dim=1)
+    return token.sum(dim=1) / count.clamp(min=1)
+
+
+def weighted_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor,
+                  total_weight: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """sum_i w_i loss_i / total_weight (total_weight defaults to this batch's sum of w).
+
+    A zero total weight gives a zero loss (and zero gradient) instead of NaN.
+    """
+    losses = per_example_loss(logits, labels)
+    weights = weights.to(losses.dtype)
+    total = weights.sum() if total_weight is None else total_weight.to(losses.dtype)
+    return (weights * losses).sum() / total.clamp(min=torch.finfo(losses.dtype).tiny)
+
+
+class CrossgenTrainer(Trainer):
+    """Trainer with optional per-example loss weights and cheap bookkeeping.
+
+    - weights arrive as a "weight" column (remove_unused_columns=False) and never reach
+      the model's forward;
+    - the weight sum of a whole optimizer step is taken in `get_batch_samples`, which
+      the Trainer calls once per step with all its micro-batches;
+    - real tokens and per-step losses are accumulated as device tensors (one host sync
+      at the end, not one per step);
+    - FLOP counting (a parameter walk per micro-batch) is skipped.
+    """
+
+    def __init__(self, *args: Any, weighted: bool = False, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.weighted = weighted
+        if weighted:
+            # compute_loss already divides by the whole step's weight sum.
+            self.loss_is_scaled_for_ga = True
+        self._step_weight = None
+        self._tokens = None
+        self._losses: list[tuple[int, torch.Tensor]] = []
+        if self.args.device.type == "cpu":
+            # The Trainer starts every train() with accelerator.free_memory(), whose
+            # gc.collect() costs ~0.2-0.4 s on a heap with transformers loaded; on a CPU
+            # there is no device cache to release, so only reset the bookkeeping.
+            self.accelerator.free_memory = _free_memory_without_gc(self.accelerator)
+
+    def release(self) -> None:
+        """Drop optimizer state and accelerator references (the Trainer holds cycles, so
+        waiting for the garbage collector could keep Adam moments alive)."""
+        self.optimizer = None
+        self.lr_scheduler = None
+        for attr in ("optimizer", "lr_scheduler", "train_dataloader"):
+            setattr(self.callback_handler, attr, None)
+        acc = self.accelerator
+        acc._optimizers, acc._schedulers, acc._models, acc._dataloaders = [], [], [], []
+        if self.args.device.type != "cpu":
+            type(acc).free_memory(acc)
+
+    def get_batch_samples(self, epoch_iterator, num_batches, device):
+        batch_samples, num_items = super().get_batch_samples(epoch_iterator, num_batches, device)
+        if self.weighted and batch_samples:
+            self._step_weight = sum(b["weight"].sum() for b in batch_samples).to(device)
+        return batch_samples, num_items
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if "weight" not in inputs:
+            return super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                        num_items_in_batch=num_items_in_batch)
+        inputs = dict(inputs)
+        weights = inputs.pop("weight")
+        labels = inputs.pop("labels")
+        outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+        total = self._step_weight if (self._step_weight is not None and model.training) else None
+        loss = weighted_loss(outputs.logits, labels, weights, total)
+        return (loss, outputs) if return_outputs else loss
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        mask = inputs["attention_mask"]
+        n = mask.sum()
+        self._tokens = n if self._tokens is None else self._tokens + n
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        self._losses.append((self.state.global_step, loss.detach()))
+        return loss
+
+    def floating_point_ops(self, inputs):  # noqa: D401 - skip the per-step parameter walk
+        return 0
+
+    # -- results ------------------------------------------------------------------
+    def tokens_seen(self) -> int:
+        return int(self._tokens.item()) if self._tokens is not None else 0
+
+    def final_loss(self, last_steps: int = 10) -> float:
+        """Mean step objective over the last `last_steps` optimizer steps."""
+        if not self._losses:
+            return float("nan")
+        steps: dict[int, torch.Tensor] = {}
+        for step, loss in self._losses:
+            steps[step] = loss if step not in steps else steps[step] + loss
+        tail = [steps[s] for s in sorted(steps)[-last_steps:]]
+        return float(torch.stack(tail).float().mean().item())
+
+
+def _free_memory_without_gc(acc):
+    def free_memory(*objects):
+        acc._schedulers, acc._optimizers, acc._models, acc._dataloaders = [], [], [], []
+        acc.step = 0
+        return [None for _ in objects]
+
+    return free_memory
+
+
+class ProgressForward(TrainerCallback):
+    def __init__(self, progress: Callable[[int, int], None]):
+        self.progress = progress
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.progress(state.global_step, state.max_steps)
+
+
+def training_arguments(cfg, seed: int, output_dir: str, device: str) -> TrainingArguments:
+    """TrainingArguments for one update (Table 9 of the paper where it applies)."""
+    use_bf16 = (
+        cfg.bf16 in (True, "auto")
+        and device.startswith("cuda")
+        and torch.cuda.is_available()
+        and torch.cuda.is_bf16_supported()
+    )
+    return TrainingArguments(
+        output_dir=output_dir,
+        max_steps=cfg.max_steps,
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type=cfg.lr_scheduler_type,
+        # transformers 5.x dropped warmup_ratio; warmup_steps < 1 means a ratio but 1.0
+        # would mean one step, so pass the step count (the old ceil(ratio * steps)).
+        warmup_steps=int(math.ceil(cfg.warmup_ratio * cfg.max_steps)),
+        per_device_train_batch_size=cfg.per_device_train_batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        weight_decay=cfg.weight_decay,
+        optim="adamw_torch",
+        bf16=use_bf16,
+        seed=seed,
+        data_seed=seed,
+        save_strategy="no",
+        eval_strategy="no",
+        report_to="none",
+        logging_strategy="no",
+        disable_tqdm=True,
+        log_level="error",
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        dataloader_pin_memory=device.startswith("cuda"),
+        use_cpu=device == "cpu",
+        skip_memory_metrics=True,
+        include_num_input_tokens_seen="no",
+    )
+
+
+def build_trainer(model, rows: list[dict[str, Any]], pad_token_id: int, cfg, seed: int, device: str,
+                  output_dir: str, progress: Optional[Callable[[int, int], None]] = None) -> CrossgenTrainer:
+    args = training_arguments(cfg, seed, output_dir, device)
+    trainer = CrossgenTrainer(
+        model=model,
+        args=args,
+        data_collator=Collator(pad_token_id),
+        train_dataset=ListDataset(rows),
+        weighted="weight" in rows[0],
+        callbacks=[ProgressForward(progress)] if progress else None,
+    )
+    for cb in (PrinterCallback, ProgressCallback):
+        trainer.remove_callback(cb)
+    return trainer
+
+
+def run_training(model, rows: list[dict[str, Any]], pad_token_id: int, cfg, seed: int, device: str,
+                 progress: Optional[Callable[[int, int], None]] = None) -> tuple[int, int, float]:
+    """Train `model` in place; returns (steps, real tokens, final loss).
+
+    Leaves the model as found apart from its weights: eval mode, the accelerate
+    autocast wrapper removed, config.use_cache restored.
+    """
+    from crossgen.backends.hf import quiet_transformers
+
+    use_cache = getattr(model.config, "use_cache", None)
+    # quiet: the Trainer sets the global transformers verbosity from log_level; restore it after
+    with tempfile.TemporaryDirectory(prefix="crossgen-trainer-") as out, quiet_transformers():
+        trainer = build_trainer(model, rows, pad_token_id, cfg, seed, device, out, progress)
+        trainer.train()
+        steps = trainer.state.global_step
+        tokens = trainer.tokens_seen()
+        loss = trainer.final_loss()
+        unwrapped = trainer.accelerator.unwrap_model(trainer.model_wrapped, keep_fp32_wrapper=False)
+        if unwrapped is not model:  # never expected on a single device; keep the weights anyway
+            model.load_state_dict(unwrapped.state_dict())
+        trainer.release()
+        del trainer
+    if use_cache is not None:
+        model.config.use_cache = use_cache
+    model.eval()
+    return steps, tokens, loss
