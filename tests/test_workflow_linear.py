@@ -15,21 +15,10 @@ from crossgen.presets import resolve_config
 from crossgen.workflow.linear_data import feature_system
 from crossgen.workflow.run import run_experiment
 from crossgen.workflow.store import RunStore, read_jsonl
+from helpers import tiny_linear
 
-SMALL = {
-    "name": "small-linear",
-    "seed": 0,
-    "generations": 3,
-    "alpha": 0.6,
-    "beta": 0.4,
-    "entities": [{"name": "e0", "task": {"name": "p0", "source": "offline"}},
-                 {"name": "e1", "task": {"name": "p1", "source": "offline"}}],
-    "public": {"name": "pub", "source": "offline"},
-    "mixing": {"paradigm": "weighted-loss", "n": 1},
-    "model": {"backend": "linear", "linear": {"d": 4, "rank": 2, "n_private": 12, "n_public": 6, "sigma2": 1.0}},
-    "generation": {"num_prompts": 1000},
-    "evaluation": {"embedding_prompts": 0},
-}
+SMALL = tiny_linear(name="small-linear", alpha=0.6, beta=0.4,
+                    model={"backend": "linear", "linear": {"d": 4, "rank": 2, "n_private": 12, "n_public": 6, "sigma2": 1.0}})
 
 
 def small(**changes):
@@ -163,3 +152,10 @@ def test_no_pool_is_written_when_nobody_trains_on_it(tmp_path):
     store = run_experiment(accumulate, tmp_path / "acc")
     # D_1 is written because generation 2 trains on every pool so far; the draw uses both.
     assert store.pool_path(1, "e0").is_file() and store.pool_path(2, "e0").is_file()
+
+
+def test_resume_repairs_tables_of_a_run_killed_between_mark_and_refresh(tmp_path):
+    store = run_experiment(small(generations=1), tmp_path / "run")
+    (store.root / "losses.csv").write_text("generation,model,task,loss\n")  # stale, as after such a kill
+    run_experiment(small(generations=1), tmp_path / "run", resume=True)
+    assert len(pd.read_csv(store.root / "losses.csv")) == 2 * 2 * 3

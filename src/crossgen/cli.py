@@ -21,17 +21,14 @@ err = Console(stderr=True)
 def _register() -> None:
     if app.registered_commands:  # main() may be called more than once in one process
         return
-    from crossgen import cli_experiments, cli_report, cli_theory
+    from crossgen import cli_experiments, cli_report, cli_sweep, cli_theory
 
     app.add_typer(cli_theory.theory_app, name="theory")
     app.command("simulate")(cli_theory.simulate)
     app.command("run")(cli_experiments.run)
     app.command("demo")(cli_experiments.demo)
     app.command("report")(cli_report.report)
-    for name in ("sweep",):
-        command = getattr(cli_experiments, name, None)
-        if command is not None:
-            app.command(name)(command)
+    app.command("sweep")(cli_sweep.sweep)
 
 
 def parse_overrides(pairs: Optional[list[str]]) -> dict:

@@ -80,6 +80,7 @@ class Workflow:
             model = initial_model or self.backend.initial_model(self.real_texts(self.data), derive_seed(self.cfg.seed, INIT))
             model.save(self.store.initial_dir)
         kill_point("initial")
+        self.store.refresh_tables()  # repairs tables of a run killed between a mark and a refresh
         total = self.cfg.generations + 1
         self.progress.start_run(total, self.names)
         for t in range(total):
