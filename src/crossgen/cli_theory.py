@@ -97,6 +97,48 @@ def _print_mse_table(r: dict) -> None:
     out.print(f"pooled OLS MSE (all real data): {r['pooled_ols_mse']:.5g}")
 
 
+@theory_app.command("optimum")
+def optimum(
+    file: Path = typer.Argument(..., help=FILE_HELP),
+    points: int = typer.Option(41, "--points", help="grid points per axis over [0, 1]"),
+    grid_csv: Optional[Path] = typer.Option(None, "--csv", help="also write the whole alpha x beta x entity grid"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Best stationary (alpha, beta) per entity and for the group, by relative efficiency."""
+    from crossgen.theory import FeatureSystem, optimal_weights
+
+    if points < 2:
+        raise InputError("--points", points, "an integer >= 2")
+    system = FeatureSystem.from_npz(file)
+    grid = np.linspace(0.0, 1.0, points)
+    best = optimal_weights(system, grid, grid)
+    result = {
+        "entity_alpha": best.entity_alpha.tolist(), "entity_beta": best.entity_beta.tolist(),
+        "entity_efficiency": best.entity_efficiency.tolist(), "group_alpha": best.group_alpha,
+        "group_beta": best.group_beta, "group_efficiency": best.group_efficiency,
+    }
+    if grid_csv is not None:
+        import pandas as pd
+
+        from crossgen.workflow.store import write_table
+
+        a, b, k = np.meshgrid(grid, grid, np.arange(system.K), indexing="ij")
+        write_table(grid_csv, pd.DataFrame({"alpha": a.ravel(), "beta": b.ravel(), "entity": k.ravel(),
+                                            "relative_efficiency": best.efficiency.ravel()}))
+    if as_json:
+        print(json.dumps(result))
+        return
+    table = Table(title=f"Best (alpha, beta) on a {points} x {points} grid (relative efficiency, 1 = pooled OLS)")
+    for column in ("", "alpha", "beta", "relative efficiency"):
+        table.add_column(column, justify="right")
+    for k in range(system.K):
+        table.add_row(f"entity {k}", f"{best.entity_alpha[k]:.3g}", f"{best.entity_beta[k]:.3g}",
+                      f"{best.entity_efficiency[k]:.4f}")
+    table.add_row("group (mean)", f"{best.group_alpha:.3g}", f"{best.group_beta:.3g}", f"{best.group_efficiency:.4f}",
+                  style="bold")
+    out.print(table)
+
+
 @theory_app.command("figure2")
 def figure2(
     out_dir: Path = typer.Option(Path("figures"), "--out", help="folder for figure2.png and figure2.csv"),

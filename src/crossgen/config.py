@@ -67,8 +67,10 @@ class MixingConfig(Strict):
       generation (D_1 u ... u D_t), as on an internet that never forgets.
     replace: from generation 1 on, train on the newest pool only (Shumailov et al.); the
       config must say alpha: 1 so that the weights and the paradigm agree.
-    weighted-loss: no sampling; every example of every component is used, with loss weights
-      that give the components total weight (1-a)b, (1-a)(1-b), a/K (the theory's estimator).
+    weighted-loss: no sampling; every example of every component is used once, with its
+      component's weight (1-a)b, (1-a)(1-b) or a/K as its loss weight: the weights multiply
+      sums of losses, exactly the estimator of the paper's section 5 (a larger component
+      therefore carries more total weight, as in the theory).
     """
 
     paradigm: Literal["accumulate-subsample", "accumulate", "replace", "weighted-loss"] = (

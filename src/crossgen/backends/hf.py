@@ -14,6 +14,14 @@ Length limits: training sequences are cut (at the end) to min(max_seq_length, co
 scoring keeps the answer and cuts the prompt from the left when prompt + answer exceeds
 the context (answer tokens beyond the context are dropped and not counted); generation
 keeps the last ``context - max_new_tokens`` prompt tokens.
+
+Models: pretrained ones come from `AutoModelForCausalLM.from_pretrained` (hub id passed
+through unchanged, e.g. facebook/opt-350m, meta-llama/Llama-3.2-1B; a local folder; or the
+offline cache), with weights in float32 unless ModelConfig.dtype says otherwise (see
+`_torch_dtype`), safetensors preferred, and EOS as the pad token when the tokenizer has
+none. From-scratch ones are GPT-2 (`ArchitectureConfig`) with a byte-level BPE tokenizer
+trained on the run's real text (hf_tokenizer.py), initialised from `seed`. Training goes
+through transformers' Trainer (hf_train.py).
 """
 from __future__ import annotations
 

@@ -9,27 +9,19 @@ Gaussian negative log-likelihood up to constants).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
+from crossgen.backends.base import TrainStats
 from crossgen.data import Example
 from crossgen.errors import InputError
 from crossgen.workflow.store import atomic_path
 
 # Relative cut-off for the pseudo-inverse (as numpy.linalg.pinv's rcond).
 RCOND = 1e-10
-
-
-@dataclass
-class TrainStats:
-    steps: int
-    tokens: int
-    seconds: float
-    final_loss: float
 
 
 class LinearModel:

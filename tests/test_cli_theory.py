@@ -1,0 +1,122 @@
+"""`crossgen theory ...` and `crossgen simulate`: the JSON contract of DESIGN.md and the
+exit-code contract (2 + one line naming field, value and what is allowed)."""
+import json
+
+import numpy as np
+import pytest
+
+from crossgen.cli import main
+from crossgen.theory import FeatureSystem, asymptotic, pooled_ols_mse, trajectory
+from crossgen.theory.scenarios import low_rank_system
+
+
+@pytest.fixture
+def features(tmp_path):
+    system = low_rank_system(K=3, d=5, rank=2, seed=1)
+    path = tmp_path / "f.npz"
+    system.to_npz(path)
+    return path, system
+
+
+def run_cli(capsys, *args):
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_mse_json_contract(features, capsys):
+    path, system = features
+    code, out, _ = run_cli(capsys, "theory", "mse", str(path), "--alpha", "0.5", "--beta", "0.3",
+                           "--generations", "4", "--json")
+    assert code == 0
+    result = json.loads(out)
+    traj = trajectory(system, 0.5, 0.3, 4)  # beta applies at t = 0 too
+    np.testing.assert_allclose(result["mse"], traj.mse, rtol=1e-12)
+    assert np.shape(result["mse"]) == (5, 3)
+    limit = asymptotic(system, 0.5, 0.3)
+    np.testing.assert_allclose(result["asymptotic_mse"], limit.mse, rtol=1e-12)
+    assert result["spectral_radius"] == pytest.approx(limit.spectral_radius)
+    np.testing.assert_allclose(result["relative_efficiency"], pooled_ols_mse(system) / np.asarray(limit.mse))
+
+
+def test_mse_json_diverging_is_null_with_growth(features, capsys):
+    path, system = features
+    code, out, _ = run_cli(capsys, "theory", "mse", str(path), "--alpha", "1", "--beta", "0.5",
+                           "--generations", "3", "--json")
+    result = json.loads(out)
+    assert code == 0 and result["asymptotic_mse"] is None and result["converges"] is False
+    assert result["growth"]["kind"] == "linear"
+    sbar = sum(system.synthetic_grams) / system.K
+    expected = system.sigma2 * np.trace(np.linalg.pinv(sbar)) / system.K  # the alpha = 1 closed form
+    np.testing.assert_allclose(result["growth"]["per_generation"], expected, rtol=1e-6)
+    assert result["relative_efficiency"] == [0.0, 0.0, 0.0]
+
+
+def test_mse_table_output(features, capsys):
+    code, out, _ = run_cli(capsys, "theory", "mse", str(features[0]), "--alpha", "0.5", "--beta", "0.5",
+                           "--generations", "2")
+    assert code == 0 and "MSE per generation" in out and "spectral radius of Q" in out and "limit" in out
+
+
+def test_optimum_json_matches_api(features, capsys):
+    from crossgen.theory import optimal_weights
+
+    path, system = features
+    code, out, _ = run_cli(capsys, "theory", "optimum", str(path), "--points", "11", "--json")
+    best = optimal_weights(system, np.linspace(0, 1, 11), np.linspace(0, 1, 11))
+    assert code == 0 and json.loads(out)["group_alpha"] == best.group_alpha
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--alpha", "1.5", "--beta", "0.5", "--generations", "2"], "error: invalid --alpha: 1.5 (allowed: a number in [0, 1])"),
+    (["--alpha", "0.5", "--beta", "-0.1", "--generations", "2"], "error: invalid --beta: -0.1 (allowed: a number in [0, 1])"),
+    (["--alpha", "0.5", "--beta", "0.5", "--generations", "-1"], "error: invalid --generations: -1 (allowed: an integer >= 0)"),
+])
+def test_bad_arguments_exit_2_with_one_line(features, capsys, args, message):
+    code, out, err = run_cli(capsys, "theory", "mse", str(features[0]), *args, "--json")
+    assert code == 2 and out == "" and err.strip() == message
+
+
+def _npz(tmp_path, **arrays):
+    path = tmp_path / "bad.npz"
+    np.savez(path, **arrays)
+    return path
+
+
+@pytest.mark.parametrize("arrays,expected", [
+    (dict(private_0=np.ones((3, 2))),
+     "error: invalid public: missing (allowed: an array named 'public' in the .npz file)"),
+    (dict(public=np.ones((3, 2))),  # K = 0
+     "error: invalid private_0: missing (allowed: an array named 'private_0' in the .npz file (private_0 .. private_{K-1}))"),
+    (dict(private_0=np.ones((3, 2)), public=np.ones((3, 3))),
+     "error: invalid public: 3 columns (allowed: 2 columns, the d of private_0)"),
+    (dict(private_0=np.array([[1.0, np.nan]]), public=np.ones((3, 2))),
+     "error: invalid private_0: non-finite values (NaN or inf) (allowed: finite numbers)"),
+])
+def test_bad_feature_files_exit_2(tmp_path, capsys, arrays, expected):
+    path = _npz(tmp_path, **arrays)
+    code, out, err = run_cli(capsys, "theory", "mse", str(path), "--alpha", "0.5", "--beta", "0.5",
+                             "--generations", "1", "--json")
+    assert code == 2 and out == ""
+    assert err.strip() == expected
+
+
+def test_missing_file_exit_2(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "simulate", str(tmp_path / "nope.npz"), "--alpha", "0.5", "--beta", "0.5",
+                           "--generations", "1")
+    assert code == 2 and err.startswith("error: invalid ")
+
+
+def test_figure_with_bad_replicates_writes_nothing(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "theory", "figure4", "--out", str(tmp_path / "figs"), "--replicates", "0")
+    assert code == 2 and err.strip() == "error: invalid --replicates: 0 (allowed: an integer >= 1)"
+    assert not (tmp_path / "figs").exists()
+
+
+def test_simulate_json_agrees_with_theory(features, capsys):
+    path, system = features
+    code, out, _ = run_cli(capsys, "simulate", str(path), "--alpha", "0.5", "--beta", "0.5", "--generations", "2",
+                           "--replicates", "4000", "--json")
+    result = json.loads(out)
+    z = (np.array(result["mse"]) - np.array(result["theory_mse"])) / np.array(result["mse_stderr"])
+    assert code == 0 and np.abs(z).max() < 4.5
