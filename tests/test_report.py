@@ -140,7 +140,7 @@ def test_findings_claim1_holds(tmp_path):
     assert result[1].status == HELD, result[1].text
     assert "2 of 2 pairs" in result[1].text and "Model 2 on Task 1 5.00 → 3.00 (-2.00)" in result[1].text
     assert result[2].status == HELD and "1.00 → 1.60" in result[2].text
-    assert result[3].status == HELD and "at α = 0 it fell (0.700 → 0.650)" in result[3].text
+    assert result[3].status == HELD and "at α = 0 it fell (0.700 → 0.650, -0.050)" in result[3].text
 
 
 def test_findings_claim1_does_not_hold(tmp_path):

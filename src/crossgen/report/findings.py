@@ -135,8 +135,9 @@ def claim3(conds: list[Condition], run: RunData, where: str) -> Finding:
     text = (f"Mean cosine similarity on the private datasets{where} rose for {len(rose)} of {len(positive)} "
             f"α > 0 settings ({parts})")
     if zero_sim is not None:
-        direction = "rose" if zero_sim[1] > zero_sim[0] else ("fell" if zero_sim[1] < zero_sim[0] else "stayed")
-        text += f"; at α = 0 it {direction} ({zero_sim[0]:.3f} → {zero_sim[1]:.3f})"
+        change = zero_sim[1] - zero_sim[0]
+        direction = "stayed within 0.01" if abs(change) < 0.01 else ("rose" if change > 0 else "fell")
+        text += f"; at α = 0 it {direction} ({zero_sim[0]:.3f} → {zero_sim[1]:.3f}, {change:+.3f})"
     else:
         text += "; no α = 0 run to contrast"
     return Finding(3, HELD if len(rose) == len(positive) else NOT_HELD, text + ".")
