@@ -247,15 +247,21 @@ def load_config(path: Union[str, Path], overrides: Optional[dict[str, Any]] = No
     path = Path(path)
     if not path.is_file():
         raise InputError("config", str(path), "an existing YAML file")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise InputError("config", str(path), f"valid YAML ({' '.join(str(exc).split())})") from None
-    if not isinstance(data, dict):
-        raise InputError("config", str(path), "a YAML mapping of settings")
+    data = read_yaml_mapping(path, "config")
     for dotted, value in (overrides or {}).items():
         set_dotted(data, dotted, value)
     return parse_config(data)
+
+
+def read_yaml_mapping(path: Path, field: str, what: str = "a YAML mapping of settings") -> dict[str, Any]:
+    """A YAML file that must hold a mapping (`what`); errors name `field` and the path."""
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise InputError(field, str(path), f"valid YAML ({' '.join(str(exc).split())})") from None
+    if not isinstance(data, dict):
+        raise InputError(field, str(path), what)
+    return data
 
 
 def parse_config(data: dict[str, Any]) -> RunConfig:

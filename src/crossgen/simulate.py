@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from crossgen.errors import InputError
-from crossgen.theory.system import _feature_matrix, broadcast_weights  # validation, no algebra
+from crossgen.theory.system import _feature_matrix, broadcast_weights, schedule_steps  # validation, no algebra
 
 __all__ = ["BLOCK", "SimulationResult", "simulate", "simulate_loop"]
 
@@ -142,14 +142,7 @@ def _schedule(schedule, data: _Data, generations: int) -> list[tuple[np.ndarray,
     T, K = generations, data.K
     if schedule is None:
         return [data.synthetic] * T
-    try:
-        steps = list(schedule)
-    except TypeError:
-        raise InputError("synthetic_schedule", schedule,
-                         f"a list of {T} lists of {K} feature arrays") from None
-    if len(steps) != T:
-        raise InputError("synthetic_schedule", f"{len(steps)} generations",
-                         f"{T} generations (t = 1..{T}), each {K} feature arrays")
+    steps = schedule_steps(schedule, T, K)
     converted: dict[int, tuple] = {}  # id(input) -> (input kept alive, so ids stay unique, matrix)
     out = []
     for t, step in enumerate(steps):

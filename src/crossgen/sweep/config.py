@@ -22,9 +22,9 @@ import json
 from pathlib import Path
 from typing import Any, Optional, Union
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from crossgen.config import read_yaml_mapping
 from crossgen.errors import InputError
 
 # A pseudo-axis: the first K entities of the base config.
@@ -78,13 +78,7 @@ def read_sweep_file(path: Union[str, Path]) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise InputError("SWEEP", str(path), "an existing sweep YAML file")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise InputError("SWEEP", str(path), f"valid YAML ({' '.join(str(exc).split())})") from None
-    if not isinstance(data, dict):
-        raise InputError("SWEEP", str(path), "a YAML mapping with base, axes and seeds")
-    return data
+    return read_yaml_mapping(path, "SWEEP", "a YAML mapping with base, axes and seeds")
 
 
 def parse_sweep(data: dict[str, Any]) -> SweepConfig:
@@ -132,10 +126,4 @@ def resolve_base(base: Union[str, dict[str, Any]], sweep_dir: Optional[Path]) ->
             path = resolve_config(base)
         except InputError as exc:
             raise InputError("base", base, exc.allowed) from None
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise InputError("base", str(path), f"valid YAML ({' '.join(str(exc).split())})") from None
-    if not isinstance(data, dict):
-        raise InputError("base", str(path), "a YAML mapping of run settings")
-    return data
+    return read_yaml_mapping(path, "base", "a YAML mapping of run settings")

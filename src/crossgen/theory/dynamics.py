@@ -40,7 +40,7 @@ from crossgen.errors import InputError
 from crossgen.theory.system import (
     FeatureSystem, _feature_matrix, _uniform, broadcast_weights, entity_weights, frob,
     gram_stack, hstack_blocks, mixture_coefficients, mixture_grams, psd_pinv, stack_sum,
-    weighted_stack_sum,
+    schedule_steps, weighted_stack_sum,
 )
 
 RHO_TOL = 1e-9
@@ -215,14 +215,7 @@ def _errors(system: FeatureSystem, s: GenerationState, cov: np.ndarray):
 def _schedule_grams(system: FeatureSystem, schedule: Any, T: int) -> Optional[list]:
     if schedule is None:
         return None
-    try:
-        items = list(schedule)
-    except TypeError:
-        raise InputError("synthetic_schedule", schedule,
-                         f"a list of {T} lists of {system.K} feature arrays") from None
-    if len(items) != T:
-        raise InputError("synthetic_schedule", f"{len(items)} generations",
-                         f"{T} generations (t = 1..{T}), each {system.K} feature arrays")
+    items = schedule_steps(schedule, T, system.K)
     out = []
     for t, gen in enumerate(items, start=1):
         name = f"synthetic_schedule[{t - 1}]"

@@ -410,3 +410,15 @@ def stack_sum(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
 def frob(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
     """Frobenius inner products <X, Y> = tr(X' Y) over the last two axes (broadcasting)."""
     return np.einsum("...ij,...ij->...", X, Y)
+
+
+def schedule_steps(schedule: Any, T: int, K: int) -> list:
+    """The T per-generation entries of a synthetic_schedule (validated: a list of length T)."""
+    try:
+        steps = list(schedule)
+    except TypeError:
+        raise InputError("synthetic_schedule", schedule, f"a list of {T} lists of {K} feature arrays") from None
+    if len(steps) != T:
+        raise InputError("synthetic_schedule", f"{len(steps)} generations",
+                         f"{T} generations (t = 1..{T}), each {K} feature arrays")
+    return steps
