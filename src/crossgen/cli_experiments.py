@@ -48,7 +48,7 @@ def demo(
     out_dir: Path = typer.Option(Path("crossgen-demo"), "--out", help="folder for the runs, figures and report"),
     preset: str = typer.Option("cpu", "--preset", help="run config or preset for the language-model part"),
     alphas: str = typer.Option("0,0.5,1", "--alphas", help="comma-separated alpha values"),
-    replicates: int = typer.Option(1000, "--replicates", help="Monte Carlo replicates of the theory figures"),
+    replicates: int = typer.Option(4000, "--replicates", help="Monte Carlo replicates of the theory figures"),
     overrides: Optional[list[str]] = typer.Option(None, "--set", help="override a setting of the preset: key=value"),
 ) -> None:
     """Theory figures + the preset at several alphas (sharing generation 0), then the report."""

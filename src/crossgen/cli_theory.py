@@ -143,7 +143,7 @@ def optimum(
 def figure2(
     out_dir: Path = typer.Option(Path("figures"), "--out", help="folder for figure2.png and figure2.csv"),
     seed: int = typer.Option(0, "--seed"),
-    replicates: int = typer.Option(2000, "--replicates", help="Monte Carlo replicates per overlaid point"),
+    replicates: int = typer.Option(4000, "--replicates", help="Monte Carlo replicates per overlaid point"),
 ) -> None:
     """The paper's Figure 2: relative efficiency over alpha and beta (K=4, d=15, rank 5)."""
     from crossgen.theory_figures import figure2 as make
@@ -158,7 +158,7 @@ def figure2(
 def figure4(
     out_dir: Path = typer.Option(Path("figures"), "--out", help="folder for figure4.png and figure4.csv"),
     seed: int = typer.Option(0, "--seed"),
-    replicates: int = typer.Option(2000, "--replicates", help="Monte Carlo replicates"),
+    replicates: int = typer.Option(4000, "--replicates", help="Monte Carlo replicates"),
     generations: int = typer.Option(15, "--generations"),
 ) -> None:
     """The paper's Figure 4: MSE over generations (K=2, d=50, rank 15), alpha, beta in {0, .5, 1}."""
