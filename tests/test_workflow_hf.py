@@ -71,3 +71,14 @@ def test_bad_model_path_is_refused_before_anything_is_written(tmp_path):
     assert proc.stderr.strip().startswith(f"error: invalid model.name_or_path: {tmp_path / 'no-such-model'} (allowed: ")
     assert len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists()
+
+
+def test_bad_embedding_model_is_refused_before_anything_is_written(tmp_path):
+    data = dict(TINY, evaluation={**TINY["evaluation"], "embedding_prompts": 2,
+                                  "embedding_model": str(tmp_path / "no-such-encoder")})
+    config = tmp_path / "bad.yaml"
+    config.write_text(yaml.safe_dump(data))
+    proc = crossgen("run", str(config), "--out", str(tmp_path / "run"))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith(f"error: invalid evaluation.embedding_model: {tmp_path / 'no-such-encoder'} (allowed: ")
+    assert not (tmp_path / "run").exists()

@@ -77,7 +77,7 @@ def evaluate_generation(store: RunStore, t: int, model_name: Optional[str] = Non
         previous = load_embeddings(paths_prev) if paths_prev is not None and paths_prev.is_file() else None
         if previous is not None and str(previous.get(MODEL_KEY, "")) != model_name:
             previous = None  # embedded by another model: nothing to reuse
-        arrays = _embed(completions, names, datasets, model_name, _device(cfg.device), previous)
+        arrays = _embed(completions, names, datasets, model_name, embedding_device(cfg.device), previous)
         arrays[MODEL_KEY] = np.array(model_name)
         save_embeddings(paths["embeddings"], arrays)
     frames = metric_tables(arrays, names, datasets, t)
@@ -178,7 +178,7 @@ def _embed(completions: dict[str, list[dict]], names: list[str], datasets: list[
     return {**arrays, **reused}
 
 
-def _device(device: str) -> Optional[str]:
+def embedding_device(device: str) -> Optional[str]:
     if device != "auto":
         return device
     try:

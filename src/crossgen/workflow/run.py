@@ -49,6 +49,8 @@ def run_experiment(cfg: RunConfig, out: Path, resume: bool = False, progress: Op
     """
     out = Path(out)
     data, backend = build(cfg)
+    if evaluate_hook is None:
+        evaluate_hook = _metrics_hook(cfg)
     initial = None
     if resume and out.exists() and any(out.iterdir()):
         store = RunStore.resume(out, cfg)
@@ -59,7 +61,18 @@ def run_experiment(cfg: RunConfig, out: Path, resume: bool = False, progress: Op
         store = RunStore.create(out, cfg)
         if generation0_from is not None:
             copy_generation0(RunStore.resume(generation0_from), store)
-    if evaluate_hook is None and cfg.model.backend == "hf" and cfg.evaluation.embedding_prompts > 0:
-        from crossgen.metrics import evaluate_generation as evaluate_hook
     workflow = Workflow(cfg, data, backend, store, progress=progress, evaluate_hook=evaluate_hook)
     return workflow.run(initial)
+
+
+def _metrics_hook(cfg: RunConfig) -> Optional[Callable[[RunStore, int], None]]:
+    """The embedding metrics of language-model runs; a bad evaluation.embedding_model fails
+    here, before anything is written (the loaded model is cached for every generation)."""
+    if cfg.model.backend != "hf" or cfg.evaluation.embedding_prompts == 0:
+        return None
+    from crossgen.metrics import evaluate_generation
+    from crossgen.metrics.embeddings import load_embedding_model
+    from crossgen.metrics.generation import embedding_device
+
+    load_embedding_model(cfg.evaluation.embedding_model, embedding_device(cfg.device))
+    return evaluate_generation
