@@ -24,24 +24,16 @@ def run(
 ) -> None:
     """Run the interactive training workflow of one config into a run directory."""
     from crossgen.cli import parse_overrides
+    from crossgen.report import write_run_report
     from crossgen.workflow.progress import RichProgress
     from crossgen.workflow.run import run_experiment
 
     cfg = load_config(resolve_config(config), parse_overrides(overrides))
     started = time.perf_counter()
     store = run_experiment(cfg, out_dir, resume=resume, progress=RichProgress(cfg.name, console=err))
-    _after_run(store)
+    write_run_report([store.root], store.root / "report.html")
     err.print(f"run finished in {time.perf_counter() - started:.1f} s")
     out.print(str(store.root))
-
-
-def _after_run(store) -> None:
-    """Write the run's report when the report module is available."""
-    try:
-        from crossgen.report import write_run_report
-    except ImportError:
-        return
-    write_run_report([store.root], store.root / "report.html")
 
 
 def demo(
@@ -53,6 +45,7 @@ def demo(
 ) -> None:
     """Theory figures + the preset at several alphas (sharing generation 0), then the report."""
     from crossgen.cli import parse_overrides
+    from crossgen.report import write_run_report
     from crossgen.theory_figures import figure2, figure4
     from crossgen.workflow.progress import RichProgress
     from crossgen.workflow.run import run_experiment
@@ -72,7 +65,7 @@ def demo(
                                generation0_from=runs[0] if i and not run_dir.exists() else None)
         runs.append(store.root)
     err.print("[bold]3/3[/] report")
-    report = _demo_report(runs, out_dir)
+    report = write_run_report(runs, out_dir / "report.html", theory_dir=out_dir / "theory")
     err.print(f"demo finished in {time.perf_counter() - started:.0f} s")
     out.print(str(report))
 
@@ -85,11 +78,3 @@ def _parse_alphas(text: str) -> list[float]:
     if not values or any(not 0 <= v <= 1 for v in values):
         raise InputError("--alphas", text, "comma-separated numbers in [0, 1]")
     return values
-
-
-def _demo_report(runs: list[Path], out_dir: Path) -> Path:
-    try:
-        from crossgen.report import write_run_report
-    except ImportError:
-        return out_dir
-    return write_run_report(runs, out_dir / "report.html", theory_dir=out_dir / "theory")

@@ -103,9 +103,12 @@ class Workflow:
                 if not self.store.pool_path(t, name).exists():
                     self._make_pool(t, j)
                     kill_point(f"gen{t}.pool.{name}")
+        pools = None  # read once per generation, only if some entity still trains on them
         for k, name in enumerate(self.names):
             if not self.store.model_dir(t, name).exists():
-                self._train(t, k)
+                if pools is None:
+                    pools = self._pools(t) if t >= 1 and self._pool_needed(t) else []
+                self._train(t, k, pools)
                 kill_point(f"gen{t}.train.{name}")
         self._evaluate(t)
 
@@ -136,11 +139,10 @@ class Workflow:
             for name in self.names
         ]
 
-    def _train(self, t: int, k: int) -> None:
+    def _train(self, t: int, k: int, pools: list[list[Example]]) -> None:
         name = self.names[k]
         alpha = self.cfg.weights("alpha", k)[t]
         beta = self.cfg.weights("beta", k)[t]
-        pools = self._pools(t) if t >= 1 and alpha > 0 else []
         components = mixing.mixture(alpha, beta, self.data.private[k].train, self.data.public.train, pools, self.names)
         if self.cfg.mixing.paradigm == "replace" and t >= 1:
             components = [c for c in components if c.name.startswith("synthetic:")]

@@ -127,11 +127,6 @@ class RunStore:
     def manifest(self) -> dict:
         return json.loads((self.root / MANIFEST).read_text())
 
-    def _update_manifest(self, **changes: Any) -> None:
-        manifest = self.manifest()
-        manifest.update(changes)
-        write_json(self.root / MANIFEST, manifest)
-
     def is_complete(self, generation: int) -> bool:
         return self.manifest()["generations"].get(str(generation), {}).get("status") == "complete"
 
