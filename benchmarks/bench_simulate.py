@@ -2,7 +2,7 @@
 
 Run by hand: ``.venv/bin/python benchmarks/bench_simulate.py [--replicates 10000]``.
 Setup: the paper's Figure 2 system (K = 4, d = 15, rank-5 private features), 15 generations,
-alpha = beta = 0.5. The loop (``crossgen.simulate.simulate_loop``: lstsq per fit, per
+alpha = beta = 0.5. The loop (``crossgen.theory.simulate.simulate_loop``: lstsq per fit, per
 replicate) runs on a few replicates and is extrapolated linearly. Prints one run's timings
 and the ratio; the target for the batched simulator is under 10 s.
 """
@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from crossgen.simulate import simulate, simulate_loop
+from crossgen.theory.simulate import simulate, simulate_loop
 
 
 def benchmark_system(seed: int = 0):

@@ -12,9 +12,9 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from crossgen.backends.base import Backend, GenerativeModel, TrainStats  # noqa: E402
-from crossgen.backends.hf import HFBackend, HFModel, resolve_device  # noqa: E402
-from crossgen.backends.hf_tokenizer import train_tokenizer  # noqa: E402
-from crossgen.backends.hf_train import Collator, build_trainer, per_example_loss, weighted_loss  # noqa: E402
+from crossgen.backends.hf.model import HFBackend, HFModel, resolve_device  # noqa: E402
+from crossgen.backends.hf.tokenizer import train_tokenizer  # noqa: E402
+from crossgen.backends.hf.train import Collator, build_trainer, per_example_loss, weighted_loss  # noqa: E402
 from crossgen.config import ArchitectureConfig, GenerationConfig, ModelConfig, TrainingConfig  # noqa: E402
 from crossgen.data import Example  # noqa: E402
 from crossgen.errors import InputError  # noqa: E402
@@ -99,7 +99,7 @@ def test_scratch_tokenizer_round_trips_text(fresh, tmp_path):
     assert tok.eos_token_id is not None and tok.pad_token_id is not None
     assert tok.eos_token_id != tok.pad_token_id
     # deterministic: the same texts give the same vocabulary and merges (retrained, not memoised)
-    from crossgen.backends import hf_tokenizer
+    from crossgen.backends.hf import tokenizer as hf_tokenizer
 
     hf_tokenizer._CACHE.clear()
     assert train_tokenizer(texts(), ARCH.vocab_size).backend_tokenizer.to_str() == tok.backend_tokenizer.to_str()

@@ -10,7 +10,8 @@ from crossgen.metrics import (
     completion_key, diversity, evaluate_generation, fit_pca, load_embeddings, mean_paired_cosine,
     pairwise_similarity, reference_key, semantic_distance, spread,
 )
-from crossgen.workflow.store import RunStore, write_jsonl
+from crossgen.workflow.store import RunStore
+from crossgen.io import write_jsonl
 
 
 # -- the measures on hand-made embeddings ----------------------------------------------------------

@@ -17,7 +17,8 @@ from crossgen.report import figures, tables
 from crossgen.report.findings import HELD, NOT_HELD, NOT_TESTABLE, findings, notes
 from crossgen.report.html import SECTIONS
 from crossgen.report.runs import load_runs
-from crossgen.workflow.store import RunStore, write_table
+from crossgen.workflow.store import RunStore
+from crossgen.io import write_table
 
 ENTITIES = [("science", "offline_science"), ("arithmetic", "offline_arithmetic")]
 PUBLIC = "offline_stories"

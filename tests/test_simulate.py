@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from crossgen.errors import InputError
-from crossgen.simulate import BLOCK, SimulationResult, simulate, simulate_loop
+from crossgen.theory.simulate import BLOCK, SimulationResult, simulate, simulate_loop
 from crossgen.theory import FeatureSystem, asymptotic, trajectory
 
 Z_BOUND = 4.5

@@ -6,7 +6,8 @@ import pytest
 
 from crossgen.config import parse_config
 from crossgen.errors import InputError
-from crossgen.workflow.store import RunStore, atomic_path, read_jsonl, write_jsonl, write_table
+from crossgen.workflow.store import RunStore
+from crossgen.io import atomic_path, read_jsonl, write_jsonl, write_table
 
 CFG = {
     "generations": 2,

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crossgen.theory_figures import COLUMNS, figure2, figure4
+from crossgen.theory.figures import COLUMNS, figure2, figure4
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 Z_BOUND = 4.5  # Bonferroni-aware: <= 150 comparisons per figure, P(|N(0,1)| > 4.5) = 6.8e-6

@@ -4,9 +4,9 @@ import pytest
 
 from crossgen.errors import InputError
 from crossgen.theory import (
-    FeatureSystem, asymptotic, broadcast_weights, efficiency_grid, homogenization, psd_pinv,
-    trajectory,
+    FeatureSystem, asymptotic, efficiency_grid, homogenization, psd_pinv, trajectory,
 )
+from crossgen.mixture import weight_schedule
 
 
 def small(seed=0, K=2, d=4):
@@ -119,13 +119,13 @@ def test_npz_not_a_file(tmp_path):
 
 
 # ------------------------------------------------------------------ weights
-def test_broadcast_weights_shapes():
-    assert broadcast_weights("alpha", 0.25, 2, 3).tolist() == [[0.25] * 3] * 3
-    per_gen = broadcast_weights("alpha", [0.0, 0.5, 1.0], 2, 3)
+def test_weight_schedule_shapes():
+    assert weight_schedule("alpha", 0.25, 2, 3).tolist() == [[0.25] * 3] * 3
+    per_gen = weight_schedule("alpha", [0.0, 0.5, 1.0], 2, 3)
     assert per_gen[:, 0].tolist() == [0.0, 0.5, 1.0] and per_gen.shape == (3, 3)
     full = np.arange(6).reshape(3, 2) / 10
-    assert np.array_equal(broadcast_weights("beta", full, 2, 2), full)
-    assert broadcast_weights("beta", 1, 0, 1).shape == (1, 1)
+    assert np.array_equal(weight_schedule("beta", full, 2, 2), full)
+    assert weight_schedule("beta", 1, 0, 1).shape == (1, 1)
 
 
 @pytest.mark.parametrize("value,generations,expected", [
@@ -141,9 +141,9 @@ def test_broadcast_weights_shapes():
     (0.5, -1, "invalid generations: -1 (allowed: an integer >= 0)"),
     (0.5, 2.5, "invalid generations: 2.5 (allowed: an integer >= 0)"),
 ])
-def test_broadcast_weights_errors(value, generations, expected):
+def test_weight_schedule_errors(value, generations, expected):
     with pytest.raises(InputError) as e:
-        broadcast_weights("alpha", value, generations, 2)
+        weight_schedule("alpha", value, generations, 2)
     assert message(e) == expected
 
 

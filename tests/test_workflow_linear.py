@@ -14,7 +14,8 @@ from crossgen.errors import InputError
 from crossgen.presets import resolve_config
 from crossgen.workflow.linear_data import feature_system
 from crossgen.workflow.run import run_experiment
-from crossgen.workflow.store import RunStore, read_jsonl
+from crossgen.workflow.store import RunStore
+from crossgen.io import read_jsonl
 from helpers import tiny_linear
 
 SMALL = tiny_linear(name="small-linear", alpha=0.6, beta=0.4,

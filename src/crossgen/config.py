@@ -9,10 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
-import yaml
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from crossgen.errors import InputError
+from crossgen.errors import InputError, check_fraction
+from crossgen.io import read_yaml_mapping
+from crossgen.mixture import weight_schedule
 
 Weight = Union[float, list[float]]
 
@@ -218,13 +220,16 @@ class RunConfig(Strict):
 
     def weights(self, key: Literal["alpha", "beta"], entity: int) -> list[float]:
         """The per-generation weights (length T+1) of one entity; alpha[0] is 0 by definition."""
-        value = getattr(self.entities[entity], key)
-        if value is None:
-            value = getattr(self, key)
-        values = [float(value)] * (self.generations + 1) if not isinstance(value, list) else [float(v) for v in value]
-        if key == "alpha" and values:
-            values[0] = 0.0
-        return values
+        return self.schedule(key)[:, entity].tolist()
+
+    def schedule(self, key: Literal["alpha", "beta"]) -> np.ndarray:
+        """The (T+1, K) weight array (see `crossgen.mixture.weight_schedule`), entity overrides applied."""
+        columns = []
+        for entity in self.entities:
+            value = getattr(entity, key)
+            value = getattr(self, key) if value is None else value
+            columns.append(weight_schedule(key, value, self.generations, 1, zero_at_start=key == "alpha")[:, 0])
+        return np.stack(columns, axis=1)
 
     def training_for(self, generation: int) -> TrainingConfig:
         return self.initial_training if generation == 0 and self.initial_training else self.training
@@ -236,8 +241,7 @@ def _check_weights(field: str, value: Weight, generations: int) -> None:
         if len(value) != generations + 1:
             raise InputError(field, value, allowed)
         for t, v in enumerate(value):
-            if not 0.0 <= float(v) <= 1.0:
-                raise InputError(f"{field}[{t}]", v, "a number in [0, 1]")
+            check_fraction(f"{field}[{t}]", v)
     elif not 0.0 <= float(value) <= 1.0:
         raise InputError(field, value, allowed)
 
@@ -251,17 +255,6 @@ def load_config(path: Union[str, Path], overrides: Optional[dict[str, Any]] = No
     for dotted, value in (overrides or {}).items():
         set_dotted(data, dotted, value)
     return parse_config(data)
-
-
-def read_yaml_mapping(path: Path, field: str, what: str = "a YAML mapping of settings") -> dict[str, Any]:
-    """A YAML file that must hold a mapping (`what`); errors name `field` and the path."""
-    try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise InputError(field, str(path), f"valid YAML ({' '.join(str(exc).split())})") from None
-    if not isinstance(data, dict):
-        raise InputError(field, str(path), what)
-    return data
 
 
 def parse_config(data: dict[str, Any]) -> RunConfig:

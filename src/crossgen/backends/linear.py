@@ -18,7 +18,7 @@ from safetensors.numpy import load_file, save_file
 from crossgen.backends.base import TrainStats
 from crossgen.data import Example
 from crossgen.errors import InputError
-from crossgen.workflow.store import atomic_path
+from crossgen.io import atomic_path
 
 # Relative cut-off for the pseudo-inverse (as numpy.linalg.pinv's rcond).
 RCOND = 1e-10

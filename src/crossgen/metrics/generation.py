@@ -28,10 +28,12 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
+from crossgen.backends.device import resolve_device
 from crossgen.metrics.homogenization import diversity, spread
 from crossgen.metrics.semantic import semantic_distance
 from crossgen.metrics.similarity import pairwise_similarity
-from crossgen.workflow.store import RunStore, atomic_path, read_jsonl, write_table
+from crossgen.workflow.store import RunStore
+from crossgen.io import atomic_path, read_jsonl, write_table
 
 EMBEDDINGS = "embeddings.npz"
 MODEL_KEY = "model_name"  # the embedding model's name, stored in embeddings.npz
@@ -77,7 +79,7 @@ def evaluate_generation(store: RunStore, t: int, model_name: Optional[str] = Non
         previous = load_embeddings(paths_prev) if paths_prev is not None and paths_prev.is_file() else None
         if previous is not None and str(previous.get(MODEL_KEY, "")) != model_name:
             previous = None  # embedded by another model: nothing to reuse
-        arrays = _embed(completions, names, datasets, model_name, embedding_device(cfg.device), previous)
+        arrays = _embed(completions, names, datasets, model_name, resolve_device(cfg.device), previous)
         arrays[MODEL_KEY] = np.array(model_name)
         save_embeddings(paths["embeddings"], arrays)
     frames = metric_tables(arrays, names, datasets, t)
@@ -176,14 +178,3 @@ def _embed(completions: dict[str, list[dict]], names: list[str], datasets: list[
         arrays[key] = vectors[start:start + len(items)].astype(np.float32)
         start += len(items)
     return {**arrays, **reused}
-
-
-def embedding_device(device: str) -> Optional[str]:
-    if device != "auto":
-        return device
-    try:
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    except ImportError:
-        return "cpu"

@@ -16,7 +16,7 @@ def write_run_report(runs: Sequence[Path], out_path: Path, theory_dir: Optional[
     """Write the HTML report of `runs` (run directories) to `out_path` atomically; return out_path."""
     from crossgen.errors import InputError
     from crossgen.report.html import render_report
-    from crossgen.workflow.store import write_text
+    from crossgen.io import write_text
 
     if not runs:
         raise InputError("RUN_DIR", "none", "one or more crossgen run directories (with manifest.json)")

@@ -299,17 +299,12 @@ def pca_figure(data: PCAPanels) -> Figure:
 # -- theory overlay (linear backend) -----------------------------------------------------------
 def theory_predictions(run: RunData) -> Optional[np.ndarray]:
     """(T+1, K, K) expected test loss of model k on private task m, or None if the theory is unavailable."""
-    try:
-        from crossgen.theory import trajectory
-        from crossgen.workflow.linear_data import feature_system
-    except ImportError:
-        return None
+    from crossgen.theory import trajectory
+    from crossgen.workflow.linear_data import feature_system
+
     cfg = run.cfg
     system = feature_system(cfg)
-    T = cfg.generations
-    alpha = np.array([cfg.weights("alpha", k) for k in range(cfg.K)]).T  # (T+1, K)
-    beta = np.array([cfg.weights("beta", k) for k in range(cfg.K)]).T
-    traj = trajectory(system, alpha, beta, T)
+    traj = trajectory(system, cfg.schedule("alpha"), cfg.schedule("beta"), cfg.generations)
     n = np.array([len(x) for x in system.private], dtype=float)
     return traj.mspe / n[None, None, :] + system.sigma2
 

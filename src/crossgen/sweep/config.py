@@ -24,7 +24,7 @@ from typing import Any, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from crossgen.config import read_yaml_mapping
+from crossgen.io import read_yaml_mapping
 from crossgen.errors import InputError
 
 # A pseudo-axis: the first K entities of the base config.

@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 
 from crossgen.sweep.aggregate import axis_columns, final
 from crossgen.sweep.grid import Sweep
-from crossgen.workflow.store import write_text
+from crossgen.io import write_text
 
 HEAT_METRICS = [("own_loss", "final own-task loss"), ("cross_loss", "final cross-task loss"),
                 ("similarity_mean", "final similarity (mean cosine)")]

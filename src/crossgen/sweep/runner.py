@@ -27,7 +27,7 @@ from crossgen.errors import InputError
 from crossgen.sweep.executors import STARTS, Batch, Result, is_complete, make_executor
 from crossgen.sweep.grid import RunSpec, Sweep
 from crossgen.workflow.loop import kill_point
-from crossgen.workflow.store import write_json, write_text
+from crossgen.io import write_json, write_text
 
 FAILURES = "failures.jsonl"
 STATUS = "status.json"

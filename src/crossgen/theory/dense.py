@@ -22,7 +22,8 @@ import numpy as np
 import scipy.linalg
 
 from crossgen.theory.dynamics import _schedule_grams, _weights
-from crossgen.theory.system import PINV_RTOL, FeatureSystem, entity_weights
+from crossgen.mixture import entity_weights
+from crossgen.theory.system import PINV_RTOL, FeatureSystem
 
 
 def _pinv(X: np.ndarray) -> np.ndarray:

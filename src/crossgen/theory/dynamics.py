@@ -37,9 +37,10 @@ import numpy as np
 import scipy.linalg
 
 from crossgen.errors import InputError
+from crossgen.mixture import entity_weights, mixture_coefficients, weight_schedule
 from crossgen.theory.system import (
-    FeatureSystem, _feature_matrix, _uniform, broadcast_weights, entity_weights, frob,
-    gram_stack, hstack_blocks, mixture_coefficients, mixture_grams, psd_pinv, stack_sum,
+    FeatureSystem, _feature_matrix, _uniform, frob,
+    gram_stack, hstack_blocks, mixture_grams, psd_pinv, stack_sum,
     schedule_steps, weighted_stack_sum,
 )
 
@@ -270,9 +271,8 @@ class Trajectory:
 
 
 def _weights(system: FeatureSystem, alpha: Any, beta: Any, generations: Any):
-    a = broadcast_weights("alpha", alpha, generations, system.K)
-    b = broadcast_weights("beta", beta, generations, system.K)
-    a[0] = 0.0                                   # alpha_0 = 0: generation 0 sees real data only
+    a = weight_schedule("alpha", alpha, generations, system.K, zero_at_start=True)
+    b = weight_schedule("beta", beta, generations, system.K)
     return a, b
 
 
@@ -280,7 +280,7 @@ def trajectory(system: FeatureSystem, alpha: Any, beta: Any, generations: int,
                synthetic_schedule: Optional[Sequence[Sequence[np.ndarray]]] = None) -> Trajectory:
     """Theorems 1-2 (corrected) for generations 0..T, O(T K d^3) time, O(K d^2) memory.
 
-    alpha, beta: see `broadcast_weights` (scalar, per generation, or per generation and
+    alpha, beta: see `crossgen.mixture.weight_schedule` (scalar, per generation, or per generation and
     entity); alpha at t = 0 is ignored. synthetic_schedule: optional T lists of K feature
     arrays, the synthetic features of generations t = 1..T (default: the system's synthetic
     features every generation). MSPE costs K^2 d^2 per generation on top.

@@ -16,7 +16,8 @@ import numpy as np
 
 from crossgen.errors import InputError
 from crossgen.theory.dynamics import asymptotic, stationary_mse
-from crossgen.theory.system import FeatureSystem, _fraction_array, psd_pinv
+from crossgen.mixture import fraction_array
+from crossgen.theory.system import FeatureSystem, psd_pinv
 
 
 def pooled_ols_mse(system: FeatureSystem) -> float:
@@ -45,7 +46,7 @@ def _grid_axis(name: str, values: Any) -> np.ndarray:
         raise InputError(name, values, "a non-empty list of numbers in [0, 1]") from None
     if arr.ndim != 1 or arr.size == 0:
         raise InputError(name, values, "a non-empty list of numbers in [0, 1]")
-    _fraction_array(name, arr)
+    fraction_array(name, arr)
     return arr
 
 

@@ -29,14 +29,8 @@ from typing import Optional
 
 import numpy as np
 
-from crossgen.errors import InputError
+from crossgen.errors import InputError, check_int
 from crossgen.theory.system import FeatureSystem
-
-
-def _positive_int(name: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise InputError(name, value, f"an integer >= {minimum}")
-    return int(value)
 
 
 def _basis(rng: np.random.Generator, d: int, r: int) -> np.ndarray:
@@ -53,15 +47,15 @@ def low_rank_system(K: int, d: int, rank: int, n_private: Optional[int] = None,
     n_private, n_public: rows per private set and of the public set (default 4d each);
     public_rank: None (full rank d) or the rank of the public features.
     """
-    K = _positive_int("K", K)
-    d = _positive_int("d", d)
-    rank = _positive_int("rank", rank)
+    K = check_int("K", K, 1)
+    d = check_int("d", d, 1)
+    rank = check_int("rank", rank, 1)
     if rank > d:
         raise InputError("rank", rank, f"an integer in [1, d={d}]")
-    n_private = 4 * d if n_private is None else _positive_int("n_private", n_private)
-    n_public = 4 * d if n_public is None else _positive_int("n_public", n_public)
+    n_private = 4 * d if n_private is None else check_int("n_private", n_private, 1)
+    n_public = 4 * d if n_public is None else check_int("n_public", n_public, 1)
     if public_rank is not None:
-        public_rank = _positive_int("public_rank", public_rank)
+        public_rank = check_int("public_rank", public_rank, 1)
         if public_rank > d:
             raise InputError("public_rank", public_rank, f"an integer in [1, d={d}]")
     rng = np.random.default_rng(seed)

@@ -7,9 +7,9 @@ experiments, where prompts come from the entity's own private data). Everything 
 needs is a function of the Gram matrices S~_k = X~_k'X~_k, S* = X*'X*, S_k = X_k'X_k, so a
 `FeatureSystem` validates the features once and caches the Grams.
 
-Weights may vary per generation and per entity: `broadcast_weights` turns a scalar, one value
-per generation, or a (T+1, K) array into a (T+1, K) array. The per-entity generalisation is
-not in the paper; the paper's case is a weight constant over entities.
+Weights may vary per generation and per entity (`crossgen.mixture.weight_schedule` turns a
+scalar, one value per generation, or a (T+1, K) array into a (T+1, K) array). The per-entity
+generalisation is not in the paper; the paper's case is a weight constant over entities.
 
 Pseudo-inverses (G_k is symmetric positive semidefinite) drop eigenvalues below
 `PINV_RTOL` times the largest eigenvalue of the same matrix, like numpy's `pinv(rcond=...)`
@@ -20,7 +20,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -29,11 +28,10 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from crossgen.errors import InputError
+from crossgen.io import write_bytes
 
 PINV_RTOL = 1e-10
 """Relative eigenvalue cut-off of every pseudo-inverse (relative to the largest eigenvalue)."""
-
-FRACTION = "a number in [0, 1]"
 
 
 # ----------------------------------------------------------------------------- features
@@ -233,91 +231,10 @@ class FeatureSystem:
         arrays["sigma2"] = np.array(self.sigma2)
         buf = io.BytesIO()
         np.savez(buf, **arrays)
-        p = Path(path)
-        fd, tmp = tempfile.mkstemp(prefix=p.name + ".", suffix=".tmp", dir=p.parent or ".")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(buf.getvalue())
-            os.replace(tmp, p)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        write_bytes(Path(path), buf.getvalue())
 
 
 # ----------------------------------------------------------------------------- weights
-def _check_generations(generations: Any) -> int:
-    if isinstance(generations, (bool, np.bool_)) or not isinstance(generations, (int, np.integer)):
-        raise InputError("generations", generations, "an integer >= 0")
-    if generations < 0:
-        raise InputError("generations", int(generations), "an integer >= 0")
-    return int(generations)
-
-
-def _fraction_array(name: str, arr: np.ndarray) -> None:
-    """Raise InputError naming the first entry outside [0, 1] (NaN included), e.g. alpha[3,1]."""
-    bad = ~((arr >= 0.0) & (arr <= 1.0))
-    if bad.any():
-        idx = tuple(int(i) for i in np.argwhere(bad)[0])
-        where = ",".join(map(str, idx))
-        raise InputError(f"{name}[{where}]", float(arr[idx]), FRACTION)
-
-
-def _as_float_array(name: str, value: Any, allowed: str) -> np.ndarray:
-    try:
-        return np.array(value, dtype=float)
-    except (TypeError, ValueError):
-        raise InputError(name, value, allowed) from None
-
-
-def broadcast_weights(name: str, value: Any, generations: int, K: int) -> np.ndarray:
-    """A weight (alpha or beta) as a (T+1, K) array, row t = generation t, column k = entity.
-
-    value: a scalar (every generation and entity), a length-(T+1) sequence (one value per
-    generation, t = 0 first, shared by all entities) or a (T+1, K) array. When K == T+1 a
-    1-D sequence is read per generation. Every entry must lie in [0, 1]; the error names the
-    entry, e.g. ``alpha[3]`` or ``alpha[3,1]``. Alpha at t = 0 is returned as given: the
-    dynamics ignore it (alpha_0 = 0, paper section 5).
-    """
-    T = _check_generations(generations)
-    allowed = (f"{FRACTION}, {T + 1} such numbers (one per generation t = 0..{T}), "
-               f"or a ({T + 1}, {K}) array")
-    arr = _as_float_array(name, value, allowed)
-    if arr.ndim == 0:
-        x = float(arr)
-        if not 0.0 <= x <= 1.0:
-            raise InputError(name, x, FRACTION)
-        return np.full((T + 1, K), x)
-    if arr.ndim == 1 and arr.shape[0] == T + 1:
-        _fraction_array(name, arr)
-        return np.repeat(arr[:, None], K, axis=1)
-    if arr.ndim == 2 and arr.shape == (T + 1, K):
-        _fraction_array(name, arr)
-        return arr.copy()
-    raise InputError(name, f"shape {arr.shape}", allowed)
-
-
-def entity_weights(name: str, value: Any, K: int) -> np.ndarray:
-    """A stationary weight as a (K,) array: a scalar or one value per entity, each in [0, 1]."""
-    allowed = f"{FRACTION} or {K} such numbers (one per entity)"
-    arr = _as_float_array(name, value, allowed)
-    if arr.ndim == 0:
-        x = float(arr)
-        if not 0.0 <= x <= 1.0:
-            raise InputError(name, x, FRACTION)
-        return np.full(K, x)
-    if arr.shape == (K,):
-        _fraction_array(name, arr)
-        return arr.copy()
-    raise InputError(name, f"shape {arr.shape}", allowed)
-
-
-def mixture_coefficients(alpha: np.ndarray, beta: np.ndarray):
-    """(abar*beta, abar*bbar, alpha): the loss weights of private, public and synthetic data."""
-    abar = 1.0 - alpha
-    return abar * beta, abar * (1.0 - beta), alpha
-
-
 def mixture_grams(private_grams: np.ndarray, public_gram: np.ndarray, synthetic_mean: np.ndarray,
                   ab: np.ndarray, ac: np.ndarray, a: np.ndarray) -> np.ndarray:
     """G_k = abar b S~_k + abar bbar S* + alpha Sbar, batched over the weights' leading axes.

@@ -24,7 +24,8 @@ from crossgen.config import RunConfig
 from crossgen.data import Example, synthetic_source
 from crossgen.workflow import mixing
 from crossgen.workflow.progress import NullProgress, Progress
-from crossgen.workflow.store import RunStore, read_jsonl, write_jsonl, write_table
+from crossgen.workflow.store import RunStore
+from crossgen.io import read_jsonl, write_jsonl, write_table
 
 # What a seed is for; part of the seed derivation, so never renumber.
 TRAIN, MIX, POOL, COMPLETE, INIT = range(5)

@@ -19,7 +19,7 @@ def build(cfg: RunConfig):
 
         data, system = linear_data(cfg)
         return data, LinearBackend(system.d, system.sigma2)
-    from crossgen.backends.hf import HFBackend
+    from crossgen.backends.hf.model import HFBackend
     from crossgen.tasks import load_task
 
     private = [_load(load_task, e.task, cfg.seed, f"entities.{i}.") for i, e in enumerate(cfg.entities)]
@@ -72,7 +72,7 @@ def _metrics_hook(cfg: RunConfig) -> Optional[Callable[[RunStore, int], None]]:
         return None
     from crossgen.metrics import evaluate_generation
     from crossgen.metrics.embeddings import load_embedding_model
-    from crossgen.metrics.generation import embedding_device
+    from crossgen.backends.device import resolve_device
 
-    load_embedding_model(cfg.evaluation.embedding_model, embedding_device(cfg.device))
+    load_embedding_model(cfg.evaluation.embedding_model, resolve_device(cfg.device))
     return evaluate_generation

@@ -18,72 +18,21 @@ files exist; resuming redoes whatever of an incomplete generation is missing.
 from __future__ import annotations
 
 import json
-import os
 import platform
 import shutil
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional
+from typing import Iterable, Optional
 
 import pandas as pd
 import yaml
 
 from crossgen.config import RunConfig, parse_config
 from crossgen.errors import InputError
+from crossgen.io import atomic_path, write_json, write_table
 
 MANIFEST = "manifest.json"
 CONFIG = "config.yaml"
-
-
-@contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary sibling of `path` to write; rename it into place on success."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
-    try:
-        yield tmp
-        if path.is_dir():  # a directory is replaced whole (os.replace cannot overwrite one)
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
-
-
-def write_text(path: Path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-
-
-def write_json(path: Path, data: Any) -> None:
-    write_text(path, json.dumps(data, indent=2, default=_jsonable) + "\n")
-
-
-def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
-    write_text(path, "".join(json.dumps(r, default=_jsonable) + "\n" for r in rows))
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    with open(path) as fh:
-        return [json.loads(line) for line in fh if line.strip()]
-
-
-def write_table(path: Path, frame: pd.DataFrame) -> None:
-    write_text(path, frame.to_csv(index=False, float_format="%.10g"))
-
-
-def _jsonable(obj: Any) -> Any:
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
 def config_yaml(cfg: RunConfig) -> str:

@@ -6,12 +6,11 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
+
+from crossgen.cli.common import stderr, stdout
 
 from crossgen.errors import InputError
 
-console = Console()
-err = Console(stderr=True)
 RUN_DIR_ALLOWED = "a crossgen run directory (with manifest.json)"
 
 
@@ -35,7 +34,7 @@ def report(
 
     target = out if out is not None else Path(run_dirs[0]) / "report.html"
     written = write_run_report(list(run_dirs), target, theory_dir=theory_dir)
-    console.print(str(written), highlight=False, soft_wrap=True)
+    stdout.print(str(written), highlight=False, soft_wrap=True)
 
 
 def fill_metrics(run_dirs: list[Path]) -> None:
@@ -48,7 +47,7 @@ def fill_metrics(run_dirs: list[Path]) -> None:
         wrote = False
         for t in store.completed_generations():
             if evaluate_generation(store, t):
-                err.print(f"embedded the completions of {path} generation {t}")
+                stderr.print(f"embedded the completions of {path} generation {t}")
                 wrote = True
         if wrote:
             store.refresh_tables(("similarity",))

@@ -28,6 +28,8 @@ import torch.nn.functional as F
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
+from crossgen.backends.hf.logging import quiet_transformers
+
 IGNORE = -100
 
 
@@ -255,8 +257,6 @@ def run_training(model, rows: list[dict[str, Any]], pad_token_id: int, cfg, seed
     Leaves the model as found apart from its weights: eval mode, the accelerate
     autocast wrapper removed, config.use_cache restored.
     """
-    from crossgen.backends.hf import quiet_transformers
-
     use_cache = getattr(model.config, "use_cache", None)
     # quiet: the Trainer sets the global transformers verbosity from log_level; restore it after
     with tempfile.TemporaryDirectory(prefix="crossgen-trainer-") as out, quiet_transformers():

@@ -8,22 +8,16 @@ from typing import Optional
 
 import numpy as np
 import typer
-from rich.console import Console
+
+from crossgen.cli.common import stdout
 from rich.table import Table
 
-from crossgen.errors import InputError, check_fraction
+from crossgen.errors import InputError, check_fraction, check_int
 
 theory_app = typer.Typer(no_args_is_help=True, help="Exact linear-regression dynamics (section 5 of the paper).")
-out = Console()
 
 FILE_HELP = ("theory feature file (.npz): private_0..private_{K-1}, public, "
              "optional synthetic_0.., theta, sigma2")
-
-
-def _check_generations(generations: int) -> int:
-    if generations < 0:
-        raise InputError("--generations", generations, "an integer >= 0")
-    return generations
 
 
 def _finite_or_none(values) -> Optional[list]:
@@ -44,7 +38,7 @@ def mse(
     """Per-generation and asymptotic MSE of every entity, spectral radius, relative efficiency."""
     from crossgen.theory import FeatureSystem, asymptotic, pooled_ols_mse, trajectory
 
-    check_fraction("--alpha", alpha), check_fraction("--beta", beta), _check_generations(generations)
+    check_fraction("--alpha", alpha), check_fraction("--beta", beta), check_int("--generations", generations, 0)
     system = FeatureSystem.from_npz(file)
     traj = trajectory(system, alpha, beta, generations)
     limit = asymptotic(system, alpha, beta)
@@ -87,14 +81,14 @@ def _print_mse_table(r: dict) -> None:
     if r["asymptotic_mse"] is not None:
         table.add_row("limit", *(f"{v:.5g}" for v in r["asymptotic_mse"]), style="bold")
         table.add_row("rel. eff.", *(f"{v:.3f}" for v in r["relative_efficiency"]), style="bold")
-    out.print(table)
-    out.print(f"spectral radius of Q: {r['spectral_radius']:.6g}")
+    stdout.print(table)
+    stdout.print(f"spectral radius of Q: {r['spectral_radius']:.6g}")
     if r["growth"] is not None:
         g = r["growth"]
         what = "MSE increment per generation" if g["kind"] == "linear" else "MSE growth factor per generation"
-        out.print(f"[yellow]diverges[/] ({g['kind']} growth); {what}: "
+        stdout.print(f"[yellow]diverges[/] ({g['kind']} growth); {what}: "
                   + ", ".join(f"{v:.5g}" for v in g["per_generation"]))
-    out.print(f"pooled OLS MSE (all real data): {r['pooled_ols_mse']:.5g}")
+    stdout.print(f"pooled OLS MSE (all real data): {r['pooled_ols_mse']:.5g}")
 
 
 @theory_app.command("optimum")
@@ -107,8 +101,7 @@ def optimum(
     """Best stationary (alpha, beta) per entity and for the group, by relative efficiency."""
     from crossgen.theory import FeatureSystem, optimal_weights
 
-    if points < 2:
-        raise InputError("--points", points, "an integer >= 2")
+    check_int("--points", points, 2)
     system = FeatureSystem.from_npz(file)
     grid = np.linspace(0.0, 1.0, points)
     best = optimal_weights(system, grid, grid)
@@ -120,7 +113,7 @@ def optimum(
     if grid_csv is not None:
         import pandas as pd
 
-        from crossgen.workflow.store import write_table
+        from crossgen.io import write_table
 
         a, b, k = np.meshgrid(grid, grid, np.arange(system.K), indexing="ij")
         write_table(grid_csv, pd.DataFrame({"alpha": a.ravel(), "beta": b.ravel(), "entity": k.ravel(),
@@ -136,7 +129,7 @@ def optimum(
                       f"{best.entity_efficiency[k]:.4f}")
     table.add_row("group (mean)", f"{best.group_alpha:.3g}", f"{best.group_beta:.3g}", f"{best.group_efficiency:.4f}",
                   style="bold")
-    out.print(table)
+    stdout.print(table)
 
 
 @theory_app.command("figure2")
@@ -146,12 +139,11 @@ def figure2(
     replicates: int = typer.Option(4000, "--replicates", help="Monte Carlo replicates per overlaid point"),
 ) -> None:
     """The paper's Figure 2: relative efficiency over alpha and beta (K=4, d=15, rank 5)."""
-    from crossgen.theory_figures import figure2 as make
+    from crossgen.theory.figures import figure2 as make
 
-    if replicates < 1:
-        raise InputError("--replicates", replicates, "an integer >= 1")
+    check_int("--replicates", replicates, 1)
     for path in _paths(make(out_dir, seed=seed, replicates=replicates)):
-        out.print(str(path))
+        stdout.print(str(path))
 
 
 @theory_app.command("figure4")
@@ -162,13 +154,12 @@ def figure4(
     generations: int = typer.Option(15, "--generations"),
 ) -> None:
     """The paper's Figure 4: MSE over generations (K=2, d=50, rank 15), alpha, beta in {0, .5, 1}."""
-    from crossgen.theory_figures import figure4 as make
+    from crossgen.theory.figures import figure4 as make
 
-    if replicates < 1:
-        raise InputError("--replicates", replicates, "an integer >= 1")
-    _check_generations(generations)
+    check_int("--replicates", replicates, 1)
+    check_int("--generations", generations, 0)
     for path in _paths(make(out_dir, seed=seed, replicates=replicates, generations=generations)):
-        out.print(str(path))
+        stdout.print(str(path))
 
 
 def _paths(result) -> list:
@@ -188,12 +179,11 @@ def simulate(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Monte Carlo of the linear workflow (sample, fit, generate, pool, refit) from a feature file."""
-    from crossgen.simulate import simulate as run_mc
+    from crossgen.theory.simulate import simulate as run_mc
     from crossgen.theory import FeatureSystem, trajectory
 
-    check_fraction("--alpha", alpha), check_fraction("--beta", beta), _check_generations(generations)
-    if replicates < 1:
-        raise InputError("--replicates", replicates, "an integer >= 1")
+    check_fraction("--alpha", alpha), check_fraction("--beta", beta), check_int("--generations", generations, 0)
+    check_int("--replicates", replicates, 1)
     system = FeatureSystem.from_npz(file)
     result = run_mc(system, alpha, beta, generations, replicates=replicates, seed=seed)
     theory = trajectory(system, alpha, beta, generations).mse if compare else None
@@ -215,4 +205,4 @@ def simulate(
             if theory is not None:
                 cells.append(f"{theory[t, k]:.4g}")
         table.add_row(str(t), *cells)
-    out.print(table)
+    stdout.print(table)

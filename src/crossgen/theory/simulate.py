@@ -32,8 +32,9 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from crossgen.errors import InputError
-from crossgen.theory.system import _feature_matrix, broadcast_weights, schedule_steps  # validation, no algebra
+from crossgen.errors import InputError, check_int
+from crossgen.mixture import mixture_weights, weight_schedule
+from crossgen.theory.system import _feature_matrix, schedule_steps  # validation, no algebra
 
 __all__ = ["BLOCK", "SimulationResult", "simulate", "simulate_loop"]
 
@@ -124,15 +125,6 @@ def _matrix(x) -> np.ndarray:
     return np.asarray(x, dtype=float)
 
 
-def _check_int(field: str, value, minimum: int) -> int:
-    """An integer >= minimum (bools and floats such as 2.5 are rejected)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise InputError(field, value, f"an integer >= {minimum}")
-    if value < minimum:
-        raise InputError(field, value, f"an integer >= {minimum}")
-    return int(value)
-
-
 def _schedule(schedule, data: _Data, generations: int) -> list[tuple[np.ndarray, ...]]:
     """Synthetic features of generations 1..T: T tuples of K (m_tk x d) matrices.
 
@@ -211,9 +203,8 @@ class _Fit:
 
 def _fit_weights(t: int, a: float, b: float, K: int) -> tuple[float, float, float]:
     """(private, public, per-synthetic-set) loss weights; generation 0 has no synthetic data."""
-    if t == 0:
-        return b, 1.0 - b, 0.0
-    return (1.0 - a) * b, (1.0 - a) * (1.0 - b), a / K
+    w = mixture_weights(a, b, K, generation=t)
+    return w.private, w.public, w.pools[0] if w.pools else 0.0
 
 
 def _plan(data: _Data, alpha: np.ndarray, beta: np.ndarray, schedule) -> list[list[_Fit]]:
@@ -332,7 +323,7 @@ def simulate(
 ) -> SimulationResult:
     """Monte Carlo estimates of the mean, variance and MSE of every thetahat_tk.
 
-    ``alpha`` and ``beta`` are anything ``crossgen.theory.broadcast_weights`` accepts (a
+    ``alpha`` and ``beta`` are anything ``crossgen.mixture.weight_schedule`` accepts (a
     scalar or a (T+1, K) array; alpha's row 0 is ignored). ``synthetic_schedule`` optionally
     gives the synthetic features of generations 1..T (T sequences of K matrices). ``chunk`` is
     the number of replicates processed at once (rounded up to a multiple of ``BLOCK``;
@@ -340,16 +331,16 @@ def simulate(
     memory and speed, never the numbers. ``progress(done, total)`` is called after each
     generation of each chunk, with total = (T+1) * number of chunks.
     """
-    T = _check_int("generations", generations, 0)
-    R = _check_int("replicates", replicates, 1)
-    seed = _check_int("seed", seed, 0)
+    T = check_int("generations", generations, 0)
+    R = check_int("replicates", replicates, 1)
+    seed = check_int("seed", seed, 0)
     if chunk is not None:
-        chunk = _check_int("chunk", chunk, 1)
+        chunk = check_int("chunk", chunk, 1)
     if progress is not None and not callable(progress):
         raise InputError("progress", progress, "a callable(done, total) or None")
     data = _Data.of(system)
-    alpha_w = broadcast_weights("alpha", alpha, T, data.K)
-    beta_w = broadcast_weights("beta", beta, T, data.K)
+    alpha_w = weight_schedule("alpha", alpha, T, data.K)
+    beta_w = weight_schedule("beta", beta, T, data.K)
     schedule = _schedule(synthetic_schedule, data, T)
     plan = _plan(data, alpha_w, beta_w, schedule)
 
@@ -453,13 +444,13 @@ def simulate_loop(
     calls ``np.linalg.lstsq`` on the weighted stacked data, with nothing cached. It draws the
     same noise as ``simulate`` (same blocks and streams), so the two agree to rounding error.
     """
-    T = _check_int("generations", generations, 0)
-    R = _check_int("replicates", replicates, 1)
+    T = check_int("generations", generations, 0)
+    R = check_int("replicates", replicates, 1)
     data = _Data.of(system)
-    alpha_w = broadcast_weights("alpha", alpha, T, data.K)
-    beta_w = broadcast_weights("beta", beta, T, data.K)
+    alpha_w = weight_schedule("alpha", alpha, T, data.K)
+    beta_w = weight_schedule("beta", beta, T, data.K)
     schedule = _schedule(synthetic_schedule, data, T)
-    streams = _streams(_check_int("seed", seed, 0), -(-R // BLOCK))
+    streams = _streams(check_int("seed", seed, 0), -(-R // BLOCK))
     out = np.empty((R, T + 1, data.K, data.d))
     for b, stream in enumerate(streams):
         private, public = _initial_responses(data, [stream])

@@ -25,10 +25,7 @@ through transformers' Trainer (hf_train.py).
 """
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import shutil
 import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -37,7 +34,10 @@ import torch
 
 from crossgen.backends.base import ProgressFn, TrainStats
 from crossgen.data import Example
+from crossgen.backends.device import resolve_device
+from crossgen.backends.hf.logging import quiet_transformers
 from crossgen.errors import InputError
+from crossgen.io import atomic_path
 
 NAME_FIELD = "model.name_or_path"
 NAME_ALLOWED = "a local model folder or a hub id available in the local cache (offline)"
@@ -45,20 +45,6 @@ NAME_ALLOWED = "a local model folder or a hub id available in the local cache (o
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
 # context assumed when a config names none (only caps truncation)
 _DEFAULT_CONTEXT = 2048
-
-
-def resolve_device(device: str = "auto") -> str:
-    """auto: cuda if available, else mps if available, else cpu. An explicit accelerator
-    that this machine does not have is an InputError."""
-    mps = getattr(torch.backends, "mps", None)
-    has_mps = mps is not None and mps.is_available()
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu"
-    kind = device.split(":")[0]
-    if (kind == "cuda" and not torch.cuda.is_available()) or (kind == "mps" and not has_mps) \
-            or kind not in ("cpu", "cuda", "mps"):
-        raise InputError("device", device, "auto, cpu, or an accelerator this machine has (cuda, mps)")
-    return device
 
 
 def _torch_dtype(name: str) -> torch.dtype:
@@ -76,25 +62,6 @@ def _context_length(model) -> int:
         if isinstance(value, int) and value > 0:
             return value
     return _DEFAULT_CONTEXT
-
-
-@contextlib.contextmanager
-def quiet_transformers():
-    """No progress bars ("Loading weights", "Writing model shards") and only errors logged,
-    restored afterwards."""
-    from transformers.utils import logging as hf_logging
-
-    verbosity = hf_logging.get_verbosity()
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    if bars:
-        hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
 
 
 def _pad_id(tokenizer) -> int:
@@ -141,7 +108,7 @@ class HFModel:
     def train(self, examples: Sequence[Example], cfg, seed: int,
               weights: Optional[Sequence[float]] = None,
               progress: Optional[ProgressFn] = None) -> TrainStats:
-        from crossgen.backends.hf_train import run_training
+        from crossgen.backends.hf.train import run_training
 
         start = time.perf_counter()
         if not examples:
@@ -249,32 +216,9 @@ class HFModel:
 
     def save(self, directory: Path) -> None:
         """save_pretrained (safetensors) of model and tokenizer, atomically."""
-        directory = Path(directory)
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        try:
-            with quiet_transformers():
-                self.model.save_pretrained(tmp, safe_serialization=True)
-                self.tokenizer.save_pretrained(tmp)
-            _replace_dir(tmp, directory)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp)
-
-
-def _replace_dir(src: Path, dst: Path) -> None:
-    """Move the finished folder `src` to `dst`, replacing an existing `dst` whole."""
-    if dst.exists():
-        old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(dst, old)
-        os.replace(src, dst)
-        shutil.rmtree(old)
-    else:
-        os.replace(src, dst)
+        with atomic_path(Path(directory)) as tmp, quiet_transformers():
+            self.model.save_pretrained(tmp, safe_serialization=True)
+            self.tokenizer.save_pretrained(tmp)
 
 
 class HFBackend:
@@ -303,7 +247,7 @@ class HFBackend:
     def _scratch(self, real_texts: Sequence[str], seed: int) -> HFModel:
         from transformers import GPT2Config, GPT2LMHeadModel
 
-        from crossgen.backends.hf_tokenizer import train_tokenizer
+        from crossgen.backends.hf.tokenizer import train_tokenizer
 
         arch = self.cfg.scratch
         texts = [t for t in real_texts if t]

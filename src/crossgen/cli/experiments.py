@@ -6,14 +6,13 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 
-from crossgen.config import RunConfig, load_config
+from crossgen.cli.common import stderr, stdout, parse_overrides
+
+from crossgen.config import load_config, parse_config
 from crossgen.errors import InputError
 from crossgen.presets import resolve_config
 
-out = Console()
-err = Console(stderr=True)
 
 
 def run(
@@ -23,17 +22,16 @@ def run(
     overrides: Optional[list[str]] = typer.Option(None, "--set", help="override a setting: key.path=value (YAML value)"),
 ) -> None:
     """Run the interactive training workflow of one config into a run directory."""
-    from crossgen.cli import parse_overrides
     from crossgen.report import write_run_report
     from crossgen.workflow.progress import RichProgress
     from crossgen.workflow.run import run_experiment
 
     cfg = load_config(resolve_config(config), parse_overrides(overrides))
     started = time.perf_counter()
-    store = run_experiment(cfg, out_dir, resume=resume, progress=RichProgress(cfg.name, console=err))
+    store = run_experiment(cfg, out_dir, resume=resume, progress=RichProgress(cfg.name, console=stderr))
     write_run_report([store.root], store.root / "report.html")
-    err.print(f"run finished in {time.perf_counter() - started:.1f} s")
-    out.print(str(store.root))
+    stderr.print(f"run finished in {time.perf_counter() - started:.1f} s")
+    stdout.print(str(store.root))
 
 
 def demo(
@@ -44,30 +42,29 @@ def demo(
     overrides: Optional[list[str]] = typer.Option(None, "--set", help="override a setting of the preset: key=value"),
 ) -> None:
     """Theory figures + the preset at several alphas (sharing generation 0), then the report."""
-    from crossgen.cli import parse_overrides
     from crossgen.report import write_run_report
-    from crossgen.theory_figures import figure2, figure4
+    from crossgen.theory.figures import figure2, figure4
     from crossgen.workflow.progress import RichProgress
     from crossgen.workflow.run import run_experiment
 
     alpha_values = _parse_alphas(alphas)
     base = load_config(resolve_config(preset), parse_overrides(overrides))
     started = time.perf_counter()
-    err.print("[bold]1/3[/] theory figures (Figures 2 and 4 of the paper)")
+    stderr.print("[bold]1/3[/] theory figures (Figures 2 and 4 of the paper)")
     figure2(out_dir / "theory", replicates=replicates)
     figure4(out_dir / "theory", replicates=replicates)
-    err.print(f"[bold]2/3[/] {base.K} entities, T={base.generations}, alpha in {alpha_values}")
+    stderr.print(f"[bold]2/3[/] {base.K} entities, T={base.generations}, alpha in {alpha_values}")
     runs = []
     for i, alpha in enumerate(alpha_values):
-        cfg = RunConfig.model_validate({**base.model_dump(), "alpha": alpha, "name": f"{base.name} alpha={alpha:g}"})
+        cfg = parse_config({**base.model_dump(), "alpha": alpha, "name": f"{base.name} alpha={alpha:g}"})
         run_dir = out_dir / f"alpha_{alpha:g}"
-        store = run_experiment(cfg, run_dir, resume=True, progress=RichProgress(f"alpha={alpha:g}", console=err),
+        store = run_experiment(cfg, run_dir, resume=True, progress=RichProgress(f"alpha={alpha:g}", console=stderr),
                                generation0_from=runs[0] if i and not run_dir.exists() else None)
         runs.append(store.root)
-    err.print("[bold]3/3[/] report")
+    stderr.print("[bold]3/3[/] report")
     report = write_run_report(runs, out_dir / "report.html", theory_dir=out_dir / "theory")
-    err.print(f"demo finished in {time.perf_counter() - started:.0f} s")
-    out.print(str(report))
+    stderr.print(f"demo finished in {time.perf_counter() - started:.0f} s")
+    stdout.print(str(report))
 
 
 def _parse_alphas(text: str) -> list[float]:

@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 
-out = Console()
-err = Console(stderr=True)
+from crossgen.cli.common import stderr, stdout, parse_overrides
+
 
 
 def sweep(
@@ -23,9 +22,8 @@ def sweep(
                                         "models, a few for the linear backend)"),
     report: bool = typer.Option(True, "--report/--no-report", help="write aggregate.csv and report.html at the end"),
     overrides: Optional[list[str]] = typer.Option(None, "--set", help="override a setting of the base config: key.path=value"),
-) -> int:
+) -> None:
     """Run a parameter sweep (resumable: finished runs are skipped), then aggregate and report."""
-    from crossgen.cli import parse_overrides
     from crossgen.errors import InputError
     from crossgen.sweep import load_sweep, run_sweep
 
@@ -34,13 +32,14 @@ def sweep(
     if ray_address and executor != "ray":
         raise InputError("--ray-address", ray_address, "only with --executor ray")
     spec = load_sweep(sweep_file, parse_overrides(overrides))
-    err.print(f"sweep [bold]{spec.name}[/]: {len(spec.cells)} cells, {len(spec.runs)} runs -> {out_dir}", highlight=False)
+    stderr.print(f"sweep [bold]{spec.name}[/]: {len(spec.cells)} cells, {len(spec.runs)} runs -> {out_dir}", highlight=False)
     result = run_sweep(spec, out_dir, executor=executor, workers=workers, ray_address=ray_address, batch=batch,
-                       report=report, console=err)
-    err.print(f"{result.ran} runs executed, {result.skipped} already complete, {len(result.failed)} failed "
+                       report=report, console=stderr)
+    stderr.print(f"{result.ran} runs executed, {result.skipped} already complete, {len(result.failed)} failed "
               f"in {result.seconds:.1f} s", highlight=False)
     if result.failed:
-        err.print(f"[red]{len(result.failed)} runs failed[/]: see {out_dir / 'failures.jsonl'}; "
+        stderr.print(f"[red]{len(result.failed)} runs failed[/]: see {out_dir / 'failures.jsonl'}; "
                   "rerun the same command to retry them", highlight=False)
-    out.print(str(result.report or out_dir), highlight=False, soft_wrap=True)
-    return 1 if result.failed else 0
+    stdout.print(str(result.report or out_dir), highlight=False, soft_wrap=True)
+    if result.failed:
+        raise typer.Exit(1)

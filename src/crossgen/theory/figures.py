@@ -2,7 +2,7 @@
 
 Each figure is written as a PNG and a tidy CSV with the numbers behind it; both are written
 to a temporary name and renamed into place, so a file is either whole or absent. The Monte
-Carlo points come from `crossgen.simulate` (which shares no algebra with the theory), so a
+Carlo points come from `crossgen.theory.simulate` (which shares no algebra with the theory), so a
 figure doubles as a visual check of the theory.
 
 * Figure 2: relative efficiency (pooled-OLS MSE / asymptotic MSE of the entity, Theorem 3)
@@ -30,10 +30,10 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from crossgen.simulate import simulate  # noqa: E402
+from crossgen.theory.simulate import simulate  # noqa: E402
 from crossgen.theory import efficiency_grid, pooled_ols_mse, trajectory  # noqa: E402
 from crossgen.theory.scenarios import figure2_system, figure4_system  # noqa: E402
-from crossgen.workflow.store import atomic_path  # noqa: E402
+from crossgen.io import atomic_path  # noqa: E402
 
 COLUMNS = ["alpha", "beta", "entity", "source", "value", "stderr"]
 COLOURS = plt.get_cmap("tab10").colors

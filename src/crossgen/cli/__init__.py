@@ -1,0 +1,59 @@
+"""The `crossgen` command: theory, simulate, run, demo, report, sweep.
+
+Exit codes (docs/DESIGN.md, "Contracts"): 0 success; 2 invalid input, with one line naming
+the field, the value and what is allowed, and no traceback; 1 anything else (a failed write
+says which path). Each command module imports its heavy dependencies inside the command,
+so `crossgen --help` loads neither torch nor matplotlib.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from crossgen import __version__
+from crossgen.cli import experiments, report, sweep, theory
+from crossgen.cli.common import stderr
+from crossgen.errors import InputError, StorageError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Generative models trained, generation after generation, on each other's outputs.")
+app.add_typer(theory.theory_app, name="theory")
+app.command("simulate")(theory.simulate)
+app.command("run")(experiments.run)
+app.command("demo")(experiments.demo)
+app.command("report")(report.report)
+app.command("sweep")(sweep.sweep)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"crossgen {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="print the version and exit")) -> None:
+    """Generative models trained, generation after generation, on each other's outputs."""
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Entry point; returns the exit code (the console script passes it to sys.exit).
+
+    Click handles usage errors itself (message and exit code 2); crossgen's own errors
+    propagate out of it and are turned into one line here."""
+    try:
+        app(args=argv, prog_name="crossgen")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except InputError as exc:
+        stderr.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        return 2
+    except StorageError as exc:
+        stderr.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        return 1
+    except KeyboardInterrupt:
+        stderr.print("aborted")
+        return 1
+    return 0
