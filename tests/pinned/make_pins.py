@@ -1,0 +1,57 @@
+"""Write the pinned results that tests/test_pinned.py compares against.
+
+Run from the repository root with the code whose numbers are to be pinned:
+    .venv/bin/python tests/pinned/make_pins.py
+It runs a shrunk CPU preset (two generations, alpha = 0.5, tiny GPT-2) and a shrunk linear
+preset, and stores their tidy tables as JSON. Regenerate only on purpose: a change of these
+numbers is a change of crossgen's results, and the commit should say why.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+HERE = Path(__file__).parent
+
+CPU = {  # dotted overrides of the cpu preset
+    "generations": 2, "model.scratch.n_layer": 1, "model.scratch.n_embd": 32, "model.scratch.n_head": 2,
+    "model.scratch.vocab_size": 300, "initial_training.max_steps": 30, "training.max_steps": 6,
+    "mixing.n": 96, "generation.num_prompts": 24, "generation.max_new_tokens": 12,
+    "evaluation.test_size": 24, "evaluation.embedding_prompts": 6, "evaluation.embedding_max_new_tokens": 8,
+    "entities.0.task.train_size": 120, "entities.1.task.train_size": 120, "public.train_size": 120,
+    "resources.cpus": 1,
+}
+LINEAR = {"generations": 4, "seed": 3}
+
+
+def run(preset: str, overrides: dict, out: Path) -> dict:
+    from crossgen.config import load_config
+    from crossgen.presets import resolve_config
+    from crossgen.workflow.run import run_experiment
+
+    cfg = load_config(resolve_config(preset), overrides)
+    run_experiment(cfg, out)
+    tables = {}
+    for name in ("losses", "similarity"):
+        path = out / f"{name}.csv"
+        if path.is_file():
+            tables[name] = pd.read_csv(path).to_dict(orient="list")
+    return tables
+
+
+def main() -> None:
+    pins = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        pins["cpu"] = run("cpu", CPU, Path(tmp) / "cpu")
+        pins["linear"] = run("linear", LINEAR, Path(tmp) / "linear")
+    target = HERE / "pinned_runs.json"
+    target.write_text(json.dumps({"cpu_overrides": CPU, "linear_overrides": LINEAR, **pins}, indent=1) + "\n")
+    print(target, file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
