@@ -1,4 +1,4 @@
-"""`crossgen theory ...` and `crossgen simulate`: the JSON contract of DESIGN.md and the
+"""`crossgen theory ...` and `crossgen simulate`: the JSON contract of docs/DESIGN.md and the
 exit-code contract (2 + one line naming field, value and what is allowed)."""
 import json
 

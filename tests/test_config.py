@@ -58,7 +58,7 @@ def test_weights_broadcast_per_generation_and_entity():
     ("beta", [0.1, 0.2, 2.0, 0.3], "invalid beta[2]: 2.0 (allowed: a number in [0, 1])"),
     ("entities.0.alpha", -1, "invalid entities.0.alpha: -1.0 (allowed: a number in [0, 1], or a list of 4 such numbers (one per generation 0..T))"),
     ("training.lerning_rate", 1, "invalid training.lerning_rate: unknown key (allowed: one of max_steps, learning_rate, lr_scheduler_type, warmup_ratio, per_device_train_batch_size, gradient_accumulation_steps, max_seq_length, weight_decay, bf16)"),
-    ("mixing.paradigm", "mix", "invalid mixing.paradigm: mix (allowed: Input should be 'accumulate-subsample', 'accumulate', 'replace' or 'weighted-loss')"),
+    ("mixing.paradigm", "mix", "invalid mixing.paradigm: mix (allowed: one of accumulate, accumulate-subsample, replace, weighted-loss)"),
     ("mixing.n", 0, "invalid mixing.n: 0 (allowed: Input should be greater than or equal to 1)"),
     ("entities.0.task.source", "local", "invalid entities.0.task.path: None (allowed: a file or folder path when source is 'local')"),
     ("model.scratch.n_embd", 130, "invalid model.scratch.n_embd: 130 (allowed: a multiple of n_head (4))"),

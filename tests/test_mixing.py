@@ -5,7 +5,11 @@ from scipy import stats
 
 from crossgen.data import Example
 from crossgen.errors import InputError
-from crossgen.workflow.mixing import choose_prompts, mixture, training_set
+from crossgen.mixture import choose_prompts, get_paradigm, mixture
+
+
+def training_set(components, n, paradigm, rng):
+    return get_paradigm(paradigm).training_set(components, n, rng)
 
 
 def data(tag, n):
@@ -56,6 +60,20 @@ def test_same_seed_same_draw():
     b, _ = training_set(components(), 200, "accumulate-subsample", np.random.default_rng(7))
     c, _ = training_set(components(), 200, "accumulate-subsample", np.random.default_rng(8))
     assert a == b and a != c
+
+
+def test_replace_requires_alpha_one_after_generation_0():
+    paradigm = get_paradigm("replace")
+    paradigm.check(np.array([[0.0, 0.0], [1.0, 1.0]]))
+    with pytest.raises(InputError, match=r"^invalid alpha: 0.5 \(allowed: 1 with mixing.paradigm 'replace'"):
+        paradigm.check(np.array([[0.0, 0.0], [1.0, 0.5]]))
+
+
+def test_unknown_paradigm_names_the_known_ones():
+    with pytest.raises(InputError) as exc:
+        get_paradigm("mix")
+    assert str(exc.value) == ("invalid mixing.paradigm: mix (allowed: one of accumulate, "
+                              "accumulate-subsample, replace, weighted-loss)")
 
 
 def test_choose_prompts_all_or_subset_without_replacement():

@@ -10,16 +10,13 @@ from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from crossgen.errors import InputError, check_fraction
 from crossgen.io import read_yaml_mapping
-from crossgen.mixture import weight_schedule
+from crossgen.mixture import get_paradigm, weight_schedule
 
 Weight = Union[float, list[float]]
-
-PARADIGMS = ("accumulate-subsample", "accumulate", "replace", "weighted-loss")
-
 
 class Strict(BaseModel):
     """Base: unknown keys are errors, assignments are validated too."""
@@ -63,22 +60,19 @@ class EntityConfig(Strict):
 class MixingConfig(Strict):
     """How an update's training set is built from D~k, D* and the synthetic pools.
 
-    accumulate-subsample (the paper): n examples drawn i.i.d. from D~k, D*, D_t1..D_tK with
-      weights (1-a)b, (1-a)(1-b), a/K each; D_t is the newest pool.
-    accumulate: the same draw, but each entity's pool keeps the outputs of every earlier
-      generation (D_1 u ... u D_t), as on an internet that never forgets.
-    replace: from generation 1 on, train on the newest pool only (Shumailov et al.); the
-      config must say alpha: 1 so that the weights and the paradigm agree.
-    weighted-loss: no sampling; every example of every component is used once, with its
-      component's weight (1-a)b, (1-a)(1-b) or a/K as its loss weight: the weights multiply
-      sums of losses, exactly the estimator of the paper's section 5 (a larger component
-      therefore carries more total weight, as in the theory).
+    paradigm: a name registered in `crossgen.mixture` (accumulate-subsample, the paper's;
+    accumulate; replace; weighted-loss; see each paradigm's docstring there).
+    n: examples per update for the paradigms that draw them.
     """
 
-    paradigm: Literal["accumulate-subsample", "accumulate", "replace", "weighted-loss"] = (
-        "accumulate-subsample"
-    )
+    paradigm: str = "accumulate-subsample"
     n: int = Field(default=12_500, ge=1, description="examples per generation")
+
+    @field_validator("paradigm")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        get_paradigm(name, field="")
+        return name
 
 
 class ArchitectureConfig(Strict):
@@ -209,9 +203,7 @@ class RunConfig(Strict):
             for i, entity in enumerate(self.entities):
                 if getattr(entity, key) is not None:
                     _check_weights(f"entities.{i}.{key}", getattr(entity, key), self.generations)
-        if self.mixing.paradigm == "replace":
-            if any(a != 1.0 for i in range(self.K) for a in self.weights("alpha", i)[1:]):
-                raise InputError("alpha", self.alpha, "1 with mixing.paradigm 'replace' (synthetic data only)")
+        get_paradigm(self.mixing.paradigm).check(self.schedule("alpha"))
         return self
 
     @property
@@ -291,7 +283,7 @@ def validation_to_input_error(exc: ValidationError, data: Any) -> InputError:
         return InputError(field, "missing", "a value is required")
     cause = err.get("ctx", {}).get("error")
     if isinstance(cause, InputError):  # raised by our own validators: field is relative to loc
-        return InputError(".".join([*loc, cause.field]), cause.value, cause.allowed)
+        return InputError(".".join(part for part in [*loc, cause.field] if part), cause.value, cause.allowed)
     msg = err["msg"].removeprefix("Value error, ")
     if isinstance(value, dict):
         value = "{...}"

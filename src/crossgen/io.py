@@ -51,9 +51,10 @@ def replace_dir(src: Path, dst: Path) -> None:
     """Move the finished folder `src` to `dst`, replacing an existing `dst` whole.
 
     With renameat2(RENAME_EXCHANGE) the two are swapped atomically and the old content is
-    deleted afterwards from `src`'s name. Elsewhere the old folder is first renamed aside
-    (`.<name>.old-<pid>`), then `src` takes its place; `restore_dir` undoes a crash between
-    the two renames."""
+    deleted afterwards from `src`'s name. Where the OS has no such call (macOS, old kernels,
+    some network file systems) the old folder is first renamed aside (`.<name>.old-<pid>`)
+    and `src` takes its place: a crash between those two renames leaves no `dst`, and a
+    resumed run redoes that step."""
     src, dst = Path(src), Path(dst)
     if not dst.exists():
         os.replace(src, dst)
@@ -66,16 +67,6 @@ def replace_dir(src: Path, dst: Path) -> None:
         os.replace(src, dst)
         shutil.rmtree(old)
     _fsync_dir(dst.parent)
-
-
-def restore_dir(dst: Path) -> None:
-    """Put back a folder that a crash left renamed aside by the fallback of `replace_dir`."""
-    dst = Path(dst)
-    if dst.exists():
-        return
-    for old in sorted(dst.parent.glob(f".{dst.name}.old-*")):
-        os.replace(old, dst)
-        return
 
 
 _RENAME_EXCHANGE = 2

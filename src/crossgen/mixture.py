@@ -1,4 +1,5 @@
-"""The mixture weights of an update: the one home of alpha, beta and their schedules.
+"""The mixture an update trains on: the one home of alpha, beta, their schedules and the
+mixing paradigms.
 
 Entity k's update at generation t trains on its private data D~k, the public data D* and
 the synthetic pools of the previous generation's models, with loss (or sampling) weights
@@ -12,13 +13,21 @@ synthetic data: alpha[0] is 0 by definition, whatever a schedule says.
 A weight is given as a scalar (every generation and entity), one value per generation
 t = 0..T (shared by the entities), or a (T+1, K) array; `weight_schedule` turns any of them
 into the (T+1, K) array that the theory, the Monte Carlo twin and the workflow loop all read.
+
+A mixing paradigm (`Paradigm`, registered by name with `register_paradigm`) says how the
+weighted components become one update's training set: drawn i.i.d. (the paper's
+accumulate-and-subsample), drawn from every earlier pool too (accumulate), synthetic data
+only (replace), or every example once with its component's weight as a loss weight
+(weighted-loss, the estimator of the paper's section 5). `docs/DESIGN.md` shows how to add one.
 """
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any, ClassVar, NamedTuple, Optional, Sequence
 
 import numpy as np
 
+from crossgen.data import Example
 from crossgen.errors import FRACTION, InputError, check_fraction, check_int
 
 
@@ -34,7 +43,8 @@ def mixture_weights(alpha: float, beta: float, K: int, generation: int = 1) -> M
     """(1-a)b, (1-a)(1-b) and a/K for each of the K pools (no pools' weight at generation 0)."""
     a = 0.0 if generation == 0 else float(alpha)
     b = float(beta)
-    return MixtureWeights((1.0 - a) * b, (1.0 - a) * (1.0 - b), (a / K,) * K if generation else ())
+    pools = (a / K,) * K if generation and K else ()
+    return MixtureWeights((1.0 - a) * b, (1.0 - a) * (1.0 - b), pools)
 
 
 def mixture_coefficients(alpha: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -94,3 +104,146 @@ def entity_weights(name: str, value: Any, K: int) -> np.ndarray:
         fraction_array(name, arr)
         return arr.copy()
     raise InputError(name, f"shape {arr.shape}", allowed)
+
+
+# -- the components of one update ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Component:
+    """One weighted source of training examples: kind is private, public or synthetic."""
+
+    name: str
+    kind: str
+    weight: float
+    examples: Sequence[Example]
+
+
+def mixture(alpha: float, beta: float, private: Sequence[Example], public: Sequence[Example],
+            pools: Sequence[Sequence[Example]], pool_names: Sequence[str]) -> list[Component]:
+    """The weighted components of one entity's update (`pools` empty at generation 0).
+
+    Parameters
+    ----------
+    alpha, beta : the entity's weights at this generation.
+    private, public : the real examples D~k and D*.
+    pools : one list of synthetic examples per entity (the pools D_t1..D_tK), in entity order.
+    pool_names : the entities' names, for the components' names ("synthetic:<entity>").
+
+    Returns
+    -------
+    list of Component: private, public, then one per pool, with the weights of `mixture_weights`.
+    """
+    w = mixture_weights(alpha, beta, len(pools))
+    components = [Component("private", "private", w.private, private),
+                  Component("public", "public", w.public, public)]
+    components += [Component(f"synthetic:{n}", "synthetic", pw, p) for n, pw, p in zip(pool_names, w.pools, pools)]
+    return components
+
+
+def _live(components: Sequence[Component]) -> list[Component]:
+    """The components with positive weight; one of them without examples is an error."""
+    live = [c for c in components if c.weight > 0]
+    for c in live:
+        if not c.examples:
+            raise InputError(f"{c.name} data", 0, "at least one example for a component with positive weight")
+    return live
+
+
+def draw_iid(components: Sequence[Component], n: int, rng: np.random.Generator) -> list[Example]:
+    """n examples i.i.d. from the mixture: a component by its weight, then one of its examples."""
+    live = _live(components)
+    probs = np.array([c.weight for c in live], dtype=float)
+    probs /= probs.sum()
+    which = rng.choice(len(live), size=n, p=probs)
+    examples = []
+    for idx in which:
+        pool = live[idx].examples
+        examples.append(pool[int(rng.integers(len(pool)))])
+    return examples
+
+
+# -- mixing paradigms --------------------------------------------------------------------------
+
+TrainingSet = tuple[list[Example], Optional[list[float]]]
+
+
+class Paradigm:
+    """How the weighted components become one update's training set.
+
+    pool_history: an entity's pool at generation t holds the outputs of generations 1..t
+    (not only the newest). `check` validates a run's (T+1, K) alpha schedule.
+    """
+
+    name: ClassVar[str]
+    pool_history: ClassVar[bool] = False
+
+    def check(self, alpha: np.ndarray) -> None:
+        """Raise InputError when the weights contradict the paradigm."""
+
+    def training_set(self, components: Sequence[Component], n: int, rng: np.random.Generator) -> TrainingSet:
+        """(examples, per-example loss weights or None) of one update."""
+        return draw_iid(components, n, rng), None
+
+
+PARADIGMS: dict[str, Paradigm] = {}
+
+
+def register_paradigm(cls: type[Paradigm]) -> type[Paradigm]:
+    """Class decorator: make a paradigm available to configs as `mixing.paradigm: <cls.name>`."""
+    PARADIGMS[cls.name] = cls()
+    return cls
+
+
+def get_paradigm(name: str, field: str = "mixing.paradigm") -> Paradigm:
+    if name not in PARADIGMS:
+        raise InputError(field, name, "one of " + ", ".join(sorted(PARADIGMS)))
+    return PARADIGMS[name]
+
+
+@register_paradigm
+class AccumulateSubsample(Paradigm):
+    """The paper's: n examples drawn i.i.d. from D~k, D* and the newest pools D_t1..D_tK."""
+
+    name = "accumulate-subsample"
+
+
+@register_paradigm
+class Accumulate(Paradigm):
+    """The same draw, but each pool keeps every earlier generation's outputs (D_1 u ... u D_t)."""
+
+    name = "accumulate"
+    pool_history = True
+
+
+@register_paradigm
+class Replace(Paradigm):
+    """From generation 1 on, the newest pools only (Shumailov et al.): alpha must be 1."""
+
+    name = "replace"
+
+    def check(self, alpha: np.ndarray) -> None:
+        if np.any(alpha[1:] != 1.0):
+            bad = float(alpha[1:][alpha[1:] != 1.0][0])
+            raise InputError("alpha", bad, "1 with mixing.paradigm 'replace' (synthetic data only)")
+
+
+@register_paradigm
+class WeightedLoss(Paradigm):
+    """Every example once, its component's weight as its loss weight: exactly the estimator of
+    the paper's section 5 (a larger component carries more total weight, as in the theory)."""
+
+    name = "weighted-loss"
+
+    def training_set(self, components: Sequence[Component], n: int, rng: np.random.Generator) -> TrainingSet:
+        live = _live(components)
+        return [e for c in live for e in c.examples], [c.weight for c in live for _ in c.examples]
+
+
+def choose_prompts(examples: Sequence[Example], count: int, rng: np.random.Generator) -> list[Any]:
+    """Prompts an entity completes for its pool: all of them once if `count` covers the data
+    (the theory's setting, S_t = S~), else a random subset without replacement."""
+    if count >= len(examples):
+        return [e.prompt for e in examples]
+    idx = rng.choice(len(examples), size=count, replace=False)
+    return [examples[int(i)].prompt for i in idx]

@@ -3,7 +3,7 @@
 For tests and benchmarks only: memory O((Kd)^2), time O((Kd)^3) per generation, and
 `eq2_covariance` is O((Kd)^6). The structured engine in `dynamics` must agree with this.
 
-Paper section 5 and appendix E, with DESIGN.md's corrections:
+Paper section 5 and appendix E, with the corrections of docs/DESIGN.md:
   G_t = D_ab S~ + D_ac (I_K kron S*) + D_a (I_K kron Sbar_t)      (D_x = diag(x) kron I_d)
   P_t = G_t^+ [D_ab S~, D_ac (1_K kron S*)]                        (correction 1)
   Q_t = G_t^+ D_a Pi S_t, Pi = (1/K)(1 1' kron I_d)

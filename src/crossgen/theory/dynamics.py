@@ -1,6 +1,6 @@
 """Exact mean and covariance of every entity's estimate, per generation and in the limit.
 
-Paper section 5 (Theorems 1-3, Lemma 1) with DESIGN.md's corrections, computed in O(K d^3)
+Paper section 5 (Theorems 1-3, Lemma 1) with the corrections of docs/DESIGN.md, computed in O(K d^3)
 time and O(K d^2) memory per generation, never forming a Kd x Kd matrix.
 
 Structure used (notation of the paper; U_tk = (alpha_tk / K) G_tk^+, block k of U_t):

@@ -168,7 +168,7 @@ class FeatureSystem:
     # ------------------------------------------------------------------ files
     @classmethod
     def from_npz(cls, path: str | os.PathLike) -> "FeatureSystem":
-        """Read DESIGN.md's theory feature file.
+        """Read the theory feature file (docs/DESIGN.md, "Contracts").
 
         Arrays: private_0 .. private_{K-1} (n_k x d), public (n* x d), optional
         synthetic_0 .. synthetic_{K-1} (all or none), optional theta (d,) and sigma2 (scalar).

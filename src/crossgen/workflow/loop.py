@@ -22,7 +22,7 @@ import pandas as pd
 
 from crossgen.config import RunConfig
 from crossgen.data import Example, synthetic_source
-from crossgen.workflow import mixing
+from crossgen.mixture import choose_prompts, get_paradigm, mixture
 from crossgen.workflow.progress import NullProgress, Progress
 from crossgen.workflow.store import RunStore
 from crossgen.io import read_jsonl, write_jsonl, write_table
@@ -56,9 +56,12 @@ def derive_seed(run_seed: int, *keys: int) -> int:
 
 
 def kill_point(name: str) -> None:
-    """Fault injection for the resume tests: SIGKILL ourselves at a named point."""
+    """Fault injection for the tests: at a named point, SIGKILL ourselves (CROSSGEN_KILL_AT,
+    the resume tests) or SIGSTOP until continued (CROSSGEN_STOP_AT, the lock tests)."""
     if os.environ.get("CROSSGEN_KILL_AT") == name:
         os.kill(os.getpid(), signal.SIGKILL)
+    if os.environ.get("CROSSGEN_STOP_AT") == name:
+        os.kill(os.getpid(), signal.SIGSTOP)
 
 
 class Workflow:
@@ -74,6 +77,7 @@ class Workflow:
         self.progress = progress or NullProgress()
         self.evaluate_hook = evaluate_hook
         self.names = [e.name for e in cfg.entities]
+        self.paradigm = get_paradigm(cfg.mixing.paradigm)
 
     # -- the whole run ---------------------------------------------------------------
     def run(self, initial_model=None) -> RunStore:
@@ -120,7 +124,7 @@ class Workflow:
         self.progress.phase(f"gen {t}: {name} writes its synthetic data")
         model = self.backend.load(self.store.model_dir(t - 1, name))
         rng = np.random.default_rng(derive_seed(self.cfg.seed, t, j, POOL))
-        prompts = mixing.choose_prompts(self.data.private[j].train, self.cfg.generation.num_prompts, rng)
+        prompts = choose_prompts(self.data.private[j].train, self.cfg.generation.num_prompts, rng)
         completions = model.generate(prompts, self.cfg.generation, seed=derive_seed(self.cfg.seed, t, j, POOL, 1))
         source = synthetic_source(name, t - 1)
         write_jsonl(self.store.pool_path(t, name),
@@ -128,12 +132,12 @@ class Workflow:
 
     def _pool_needed(self, t: int) -> bool:
         """Whether any entity trains on D_t (now, or later when pools accumulate)."""
-        last = self.cfg.generations if self.cfg.mixing.paradigm == "accumulate" else t
+        last = self.cfg.generations if self.paradigm.pool_history else t
         return any(self.cfg.weights("alpha", k)[s] > 0 for k in range(self.cfg.K) for s in range(t, last + 1))
 
     def _pools(self, t: int) -> list[list[Example]]:
         """Each entity's pool as seen at generation t (all earlier pools for 'accumulate')."""
-        first = 1 if self.cfg.mixing.paradigm == "accumulate" else t
+        first = 1 if self.paradigm.pool_history else t
         return [
             [Example(r["prompt"], r["answer"], r["source"]) for s in range(first, t + 1)
              if (path := self.store.pool_path(s, name)).exists() for r in read_jsonl(path)]
@@ -144,11 +148,9 @@ class Workflow:
         name = self.names[k]
         alpha = self.cfg.weights("alpha", k)[t]
         beta = self.cfg.weights("beta", k)[t]
-        components = mixing.mixture(alpha, beta, self.data.private[k].train, self.data.public.train, pools, self.names)
-        if self.cfg.mixing.paradigm == "replace" and t >= 1:
-            components = [c for c in components if c.name.startswith("synthetic:")]
+        components = mixture(alpha, beta, self.data.private[k].train, self.data.public.train, pools, self.names)
         rng = np.random.default_rng(derive_seed(self.cfg.seed, t, k, MIX))
-        examples, weights = mixing.training_set(components, self.cfg.mixing.n, self.cfg.mixing.paradigm, rng)
+        examples, weights = self.paradigm.training_set(components, self.cfg.mixing.n, rng)
         start = self.store.initial_dir if t == 0 or self.cfg.model.restart_each_generation else self.store.model_dir(t - 1, name)
         model = self.backend.load(start)
         tcfg = self.cfg.training_for(t)

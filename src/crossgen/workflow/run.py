@@ -59,10 +59,11 @@ def run_experiment(cfg: RunConfig, out: Path, resume: bool = False, progress: Op
             # Building the initial model checks the model path before the run directory exists.
             initial = backend.initial_model(Workflow.real_texts(data), derive_seed(cfg.seed, INIT))
         store = RunStore.create(out, cfg)
-        if generation0_from is not None:
+    with store.lock():  # one writer: a second `--resume` of this directory gets exit 2
+        if generation0_from is not None and not store.is_complete(0):
             copy_generation0(RunStore.resume(generation0_from), store)
-    workflow = Workflow(cfg, data, backend, store, progress=progress, evaluate_hook=evaluate_hook)
-    return workflow.run(initial)
+        workflow = Workflow(cfg, data, backend, store, progress=progress, evaluate_hook=evaluate_hook)
+        return workflow.run(initial)
 
 
 def _metrics_hook(cfg: RunConfig) -> Optional[Callable[[RunStore, int], None]]:

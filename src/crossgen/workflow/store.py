@@ -1,6 +1,6 @@
 """The run directory: resolved config, manifest, per-generation files, atomic writes.
 
-Layout (the run-directory contract of DESIGN.md):
+Layout (the run-directory contract of docs/DESIGN.md):
 
     DIR/config.yaml                 the fully resolved config
     DIR/manifest.json               versions, seeds, status of each generation
@@ -29,7 +29,7 @@ import yaml
 
 from crossgen.config import RunConfig, parse_config
 from crossgen.errors import InputError
-from crossgen.io import atomic_path, write_json, write_table
+from crossgen.io import DirectoryLock, atomic_path, write_json, write_table
 
 MANIFEST = "manifest.json"
 CONFIG = "config.yaml"
@@ -68,6 +68,10 @@ class RunStore:
         if cfg is not None and config_yaml(cfg) != config_yaml(store.config()):
             raise InputError("config", "differs from the run's config.yaml", "the config the run was started with")
         return store
+
+    def lock(self) -> DirectoryLock:
+        """The run directory's writer lock (use as a context manager)."""
+        return DirectoryLock(self.root)
 
     def config(self) -> RunConfig:
         return parse_config(yaml.safe_load((self.root / CONFIG).read_text()))
