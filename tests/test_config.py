@@ -115,3 +115,14 @@ def test_load_config_errors(tmp_path):
         load_config(bad)
     with pytest.raises(InputError, match=r"^invalid config: nope \(allowed: an existing YAML file or a preset: cpu, "):
         resolve_config("nope")
+
+
+@pytest.mark.parametrize("dotted", ["entities.x.name", "entities.9.name", "alpha.b"])
+def test_a_bad_override_path_is_an_input_error(dotted):
+    from crossgen.config import set_dotted
+
+    data = {"alpha": 0.5, "entities": [{"name": "a"}]}
+    with pytest.raises(InputError) as exc:
+        set_dotted(data, dotted, 1)
+    assert str(exc.value) == (f"invalid {dotted}: 1 (allowed: a setting path of the config: mapping keys and "
+                              "list indices that exist, e.g. entities.0.task.train_size)")

@@ -11,6 +11,7 @@ import pytest
 
 from crossgen.config import parse_config
 from crossgen.errors import InputError
+from crossgen.report.embed import png_bytes
 from crossgen.metrics.generation import completion_key, reference_key, save_embeddings
 from crossgen.report import write_run_report
 from crossgen.report import figures, tables
@@ -177,7 +178,7 @@ def test_pca_is_fitted_once_over_all_runs_and_generations(tmp_path):
     last = data.panels[3].points[("science", PUBLIC)][0]
     np.testing.assert_array_equal(first, last)
     np.testing.assert_allclose(first, data.pca.transform(shared[None])[0])
-    figures.png_bytes(figures.pca_figure(data))
+    png_bytes(figures.pca_figure(data))
 
 
 def test_pca_single_panel_at_t0_when_generation0_is_shared(tmp_path):
@@ -198,7 +199,7 @@ def test_report_has_every_section_and_only_data_uri_images(tmp_path):
     theory = tmp_path / "theory"
     theory.mkdir()
     for name in ("figure2.png", "figure4.png"):
-        (theory / name).write_bytes(figures.png_bytes(figures.Figure(figsize=(2, 1.5))))
+        (theory / name).write_bytes(png_bytes(figures.Figure(figsize=(2, 1.5))))
     out = write_run_report(paper_runs(tmp_path), tmp_path / "out" / "report.html", theory_dir=theory)
     assert out == tmp_path / "out" / "report.html"
     page = out.read_text()

@@ -260,13 +260,18 @@ def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
     """Set `a.b.0.c` in nested dicts/lists (used by sweeps and CLI overrides)."""
     keys = dotted.split(".")
     node: Any = data
-    for key in keys[:-1]:
-        node = node[int(key)] if isinstance(node, list) else node.setdefault(key, {})
-    last = keys[-1]
-    if isinstance(node, list):
-        node[int(last)] = value
-    else:
-        node[last] = value
+    try:
+        for key in keys[:-1]:
+            node = node[int(key)] if isinstance(node, list) else node.setdefault(key, {})
+        if isinstance(node, list):
+            node[int(keys[-1])] = value
+        elif isinstance(node, dict):
+            node[keys[-1]] = value
+        else:
+            raise TypeError(node)
+    except (ValueError, IndexError, TypeError, AttributeError):
+        raise InputError(dotted, value, "a setting path of the config: mapping keys and list indices "
+                                        "that exist, e.g. entities.0.task.train_size") from None
 
 
 def validation_to_input_error(exc: ValidationError, data: Any) -> InputError:

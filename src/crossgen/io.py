@@ -59,7 +59,7 @@ def replace_dir(src: Path, dst: Path) -> None:
     if not dst.exists():
         os.replace(src, dst)
     elif _exchange(src, dst):
-        shutil.rmtree(src)
+        shutil.rmtree(src, ignore_errors=True)  # the new content is in place: leftovers are only litter
     else:
         old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
         _remove(old)

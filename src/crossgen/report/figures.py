@@ -16,7 +16,6 @@ matplotlib Figure, or None when the runs have no data for it.
 """
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -33,12 +32,6 @@ DATASET_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564
 MARKERS = ["o", "^", "s", "D", "v", "P", "X", "*"]
 CONDITION_COLORS = ["#440154", "#3b528b", "#21918c", "#5ec962", "#b5a300", "#e7298a", "#666666"]
 PUBLIC_COLOR = "#7f7f7f"
-
-
-def png_bytes(fig: Figure, dpi: int = 100) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    return buf.getvalue()
 
 
 def _grid(conds: list[Condition], width: float = 3.6, height: float = 2.9, sharey: bool = True):

@@ -6,13 +6,13 @@ data-images-decoded, data-sections), for headless browser checks.
 """
 from __future__ import annotations
 
-import base64
 import html
 import time
 from pathlib import Path
 from typing import Callable, Optional
 
 from crossgen.report import figures, tables
+from crossgen.report.embed import img_tag, png_bytes
 from crossgen.report.findings import HELD, NOT_HELD, findings, notes
 from crossgen.report.runs import RunData, experiments, fmt_weight
 
@@ -84,12 +84,8 @@ window.addEventListener('load', function () {
 e = html.escape
 
 
-def img_tag(png: bytes, alt: str) -> str:
-    return f'<img alt="{e(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">'
-
-
 def _figure(fig, alt: str) -> str:
-    return img_tag(figures.png_bytes(fig), alt) if fig is not None else ""
+    return img_tag(png_bytes(fig), alt) if fig is not None else ""
 
 
 def _empty(text: str) -> str:

@@ -4,9 +4,7 @@
 """
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 from pathlib import Path
 from typing import Optional
@@ -18,6 +16,7 @@ from matplotlib.figure import Figure
 from crossgen.sweep.aggregate import axis_columns, final
 from crossgen.sweep.grid import Sweep
 from crossgen.io import write_text
+from crossgen.report.embed import img_tag, png_bytes
 
 HEAT_METRICS = [("own_loss", "final own-task loss"), ("cross_loss", "final cross-task loss"),
                 ("similarity_mean", "final similarity (mean cosine)")]
@@ -26,12 +25,6 @@ CURVE_METRICS = [("own_loss", "own-task loss"), ("cross_loss", "cross-task loss"
 MAX_FACETS = 6
 MAX_CURVES = 12
 MAX_BANDS = 4  # confidence bands only when they stay readable
-
-
-def _png(fig: Figure) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    return buf.getvalue()
 
 
 def _is_number(x) -> bool:
@@ -167,11 +160,6 @@ def curves_figure(sweep: Sweep, table: pd.DataFrame) -> Optional[Figure]:
     return fig
 
 
-def _img(png: bytes, alt: str) -> str:
-    return (f'<img alt="{html.escape(alt)}" style="max-width:100%" '
-            f'src="data:image/png;base64,{base64.b64encode(png).decode()}">')
-
-
 def _final_table(sweep: Sweep, table: pd.DataFrame, limit: int = 500) -> str:
     last = final(table)
     last = last[last["model"] == "all"]
@@ -205,7 +193,7 @@ def _failures(out: Path, limit: int = 50) -> str:
     return f"<p>{len(rows)} runs failed (see failures.jsonl).</p><table><tr><th>cell</th><th>seed</th><th>error</th></tr>{items}</table>"
 
 
-STYLE = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
+STYLE = """img{max-width:100%}body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}
 th{background:#f3f3f3}code{background:#f3f3f3;padding:0 3px}"""
 
@@ -229,10 +217,10 @@ def write_sweep_report(sweep: Sweep, out: Path, table: pd.DataFrame) -> Path:
     for name, fig, caption in figures:
         if fig is None:
             continue
-        png = _png(fig)
+        png = png_bytes(fig, bbox_inches="tight")
         with open(out / name, "wb") as fh:
             fh.write(png)
-        sections.append(f"<figure>{_img(png, name)}<figcaption>{html.escape(caption)}</figcaption></figure>")
+        sections.append(f"<figure>{img_tag(png, name)}<figcaption>{html.escape(caption)}</figcaption></figure>")
     runs_total = len(sweep.runs)
     done_cells = table["cell"].nunique() if not table.empty else 0
     axes = "".join(f"<li><code>{html.escape(a)}</code>: {html.escape(', '.join(str(c) for c in dict.fromkeys(str(c.labels[a]) for c in sweep.cells)))}</li>"
