@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One entry point for a fresh machine: set up .venv (once), then run a job.
 #   bash dev.sh demo      set up, then run the demo and print the report's path
-#   bash dev.sh test      set up, then run the test suite
+#   bash dev.sh test      set up, then run the lint and type checks and the test suite
+#   bash dev.sh lint      set up, then ruff (lint + format check) and mypy only
 #   bash dev.sh setup     set up only
 #   bash dev.sh <args>    set up, then `crossgen <args>`
 set -euo pipefail
@@ -26,11 +27,17 @@ setup() {
   echo "$want" > "$stamp"
 }
 
+lint() {
+  "$VENV/bin/ruff" check src tests benchmarks && "$VENV/bin/ruff" format --check src tests benchmarks \
+    && "$VENV/bin/mypy"
+}
+
 cmd="${1:-demo}"; [ $# -gt 0 ] && shift
 setup
 case "$cmd" in
   setup) ;;
-  test)  exec "$VENV/bin/python" -m pytest "$@" ;;
+  lint)  lint ;;
+  test)  lint && exec "$VENV/bin/python" -m pytest "$@" ;;
   demo)  exec "$VENV/bin/crossgen" demo "$@" ;;
   *)     exec "$VENV/bin/crossgen" "$cmd" "$@" ;;
 esac

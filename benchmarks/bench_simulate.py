@@ -2,7 +2,7 @@
 
 Run by hand: ``.venv/bin/python benchmarks/bench_simulate.py [--replicates 10000]``.
 Setup: the paper's Figure 2 system (K = 4, d = 15, rank-5 private features), 15 generations,
-alpha = beta = 0.5. The loop (``crossgen.theory.simulate.simulate_loop``: lstsq per fit, per
+alpha = beta = 0.5. The loop (``crossgen.theory.simulate_reference.simulate_loop``: lstsq per fit, per
 replicate) runs on a few replicates and is extrapolated linearly. Prints one run's timings
 and the ratio; the target for the batched simulator is under 10 s.
 """
@@ -10,29 +10,10 @@ from __future__ import annotations
 
 import argparse
 import time
-from types import SimpleNamespace
 
-import numpy as np
-
-from crossgen.theory.simulate import simulate, simulate_loop
-
-
-def benchmark_system(seed: int = 0):
-    """``scenarios.figure2_system()`` when available, else an equivalent random system.
-
-    The stand-in: K = 4 entities, d = 15, each entity's 50 private rows in its own random
-    rank-5 subspace, 50 full-rank public rows, sigma2 = 1.
-    """
-    try:
-        from crossgen.theory.scenarios import figure2_system
-    except ImportError:
-        rng = np.random.default_rng(seed)
-        K, d, rank, n = 4, 15, 5, 50
-        private = [rng.standard_normal((n, rank)) @ rng.standard_normal((rank, d)) for _ in range(K)]
-        return SimpleNamespace(private=private, public=rng.standard_normal((n, d)),
-                               synthetic=private, sigma2=1.0, theta=rng.standard_normal(d),
-                               K=K, d=d)
-    return figure2_system()
+from crossgen.theory.scenarios import figure2_system
+from crossgen.theory.simulate import simulate
+from crossgen.theory.simulate_reference import simulate_loop
 
 
 def _timed(fn) -> float:
@@ -47,9 +28,9 @@ def main() -> None:
     parser.add_argument("--loop-replicates", type=int, default=200)
     parser.add_argument("--generations", type=int, default=15)
     args = parser.parse_args()
-    system = benchmark_system()
+    system = figure2_system()
     T, R, r_loop = args.generations, args.replicates, args.loop_replicates
-    print(f"system: K={len(system.private)} d={np.shape(system.public)[1]} T={T}")
+    print(f"system: K={system.K} d={system.d} T={T}")
 
     batched = _timed(lambda: simulate(system, 0.5, 0.5, T, R, seed=0))
     loop = _timed(lambda: simulate_loop(system, 0.5, 0.5, T, r_loop, seed=0)) * R / r_loop

@@ -62,7 +62,7 @@ def subset_axes(cells: int) -> tuple[list[float], list[float]]:
 
 def bare_run_seconds(n: int) -> float:
     """Median time of run_experiment alone (no sweep machinery), in this process."""
-    from crossgen.workflow.run import run_experiment
+    from crossgen.experiment import run_experiment
 
     sweep = build_sweep(spec([0.5], [0.5], n))
     times = []

@@ -29,7 +29,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
 
-from crossgen.backends.hf.model import HFBackend  # noqa: E402
+from crossgen.backends.hf import HFBackend  # noqa: E402
 from crossgen.backends.hf import train as hf_train  # noqa: E402
 from crossgen.config import ArchitectureConfig, GenerationConfig, ModelConfig, TrainingConfig  # noqa: E402
 from crossgen.data import Example  # noqa: E402

@@ -76,7 +76,7 @@ def main() -> None:
 
     out = Path(tempfile.mkdtemp()) / "run"
     start = time.perf_counter()
-    run_module.run_experiment(cfg, out, evaluate_hook=timed_hook)
+    run_module.run_workflow(cfg, out, evaluate_hook=timed_hook)
     wall = time.perf_counter() - start
     shutil.rmtree(out.parent)
 

@@ -1,13 +1,21 @@
-"""`crossgen theory ...` and `crossgen simulate`: the JSON contract of docs/DESIGN.md and the
-exit-code contract (2 + one line naming field, value and what is allowed)."""
+"""`crossgen theory ...` and `crossgen simulate`: the JSON contract of docs/DESIGN.md, the
+exit-code contract (2 + one line naming field, value and what is allowed), and a light import."""
+import inspect
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from crossgen.cli import main
-from crossgen.theory import FeatureSystem, asymptotic, pooled_ols_mse, trajectory
+from crossgen.cli import theory as cli_theory
+from crossgen.theory import asymptotic, pooled_ols_mse, trajectory
+from crossgen.theory import figures as theory_figures
 from crossgen.theory.scenarios import low_rank_system
+
+MSE_KEYS = {"K", "d", "alpha", "beta", "generations", "mse", "asymptotic_mse", "spectral_radius",
+            "converges", "growth", "pooled_ols_mse", "relative_efficiency"}
 
 
 @pytest.fixture
@@ -30,13 +38,18 @@ def test_mse_json_contract(features, capsys):
                            "--generations", "4", "--json")
     assert code == 0
     result = json.loads(out)
+    assert set(result) == MSE_KEYS
+    assert (result["K"], result["d"], result["alpha"], result["beta"], result["generations"]) == (3, 5, 0.5, 0.3, 4)
+    # the same numbers as the API (JSON floats round-trip exactly): bit for bit
     traj = trajectory(system, 0.5, 0.3, 4)  # beta applies at t = 0 too
-    np.testing.assert_allclose(result["mse"], traj.mse, rtol=1e-12)
+    np.testing.assert_array_equal(result["mse"], traj.mse)
     assert np.shape(result["mse"]) == (5, 3)
     limit = asymptotic(system, 0.5, 0.3)
-    np.testing.assert_allclose(result["asymptotic_mse"], limit.mse, rtol=1e-12)
-    assert result["spectral_radius"] == pytest.approx(limit.spectral_radius)
-    np.testing.assert_allclose(result["relative_efficiency"], pooled_ols_mse(system) / np.asarray(limit.mse))
+    np.testing.assert_array_equal(result["asymptotic_mse"], limit.mse)
+    assert result["spectral_radius"] == limit.spectral_radius and result["converges"] is True
+    assert result["growth"] is None and result["pooled_ols_mse"] == pooled_ols_mse(system)
+    np.testing.assert_array_equal(result["relative_efficiency"], pooled_ols_mse(system) / np.asarray(limit.mse))
+    assert cli_theory.mse_result(system, 0.5, 0.3, 4) == result
 
 
 def test_mse_json_diverging_is_null_with_growth(features, capsys):
@@ -48,7 +61,8 @@ def test_mse_json_diverging_is_null_with_growth(features, capsys):
     assert result["growth"]["kind"] == "linear"
     sbar = sum(system.synthetic_grams) / system.K
     expected = system.sigma2 * np.trace(np.linalg.pinv(sbar)) / system.K  # the alpha = 1 closed form
-    np.testing.assert_allclose(result["growth"]["per_generation"], expected, rtol=1e-6)
+    # spectral projectors vs the closed form: rounding only (observed 1e-15)
+    np.testing.assert_allclose(result["growth"]["per_generation"], expected, rtol=1e-10)
     assert result["relative_efficiency"] == [0.0, 0.0, 0.0]
 
 
@@ -68,9 +82,12 @@ def test_optimum_json_matches_api(features, capsys):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--alpha", "1.5", "--beta", "0.5", "--generations", "2"], "error: invalid --alpha: 1.5 (allowed: a number in [0, 1])"),
-    (["--alpha", "0.5", "--beta", "-0.1", "--generations", "2"], "error: invalid --beta: -0.1 (allowed: a number in [0, 1])"),
-    (["--alpha", "0.5", "--beta", "0.5", "--generations", "-1"], "error: invalid --generations: -1 (allowed: an integer >= 0)"),
+    (["--alpha", "1.5", "--beta", "0.5", "--generations", "2"],
+     "error: invalid --alpha: 1.5 (allowed: a number in [0, 1])"),
+    (["--alpha", "0.5", "--beta", "-0.1", "--generations", "2"],
+     "error: invalid --beta: -0.1 (allowed: a number in [0, 1])"),
+    (["--alpha", "0.5", "--beta", "0.5", "--generations", "-1"],
+     "error: invalid --generations: -1 (allowed: an integer >= 0)"),
 ])
 def test_bad_arguments_exit_2_with_one_line(features, capsys, args, message):
     code, out, err = run_cli(capsys, "theory", "mse", str(features[0]), *args, "--json")
@@ -87,7 +104,8 @@ def _npz(tmp_path, **arrays):
     (dict(private_0=np.ones((3, 2))),
      "error: invalid public: missing (allowed: an array named 'public' in the .npz file)"),
     (dict(public=np.ones((3, 2))),  # K = 0
-     "error: invalid private_0: missing (allowed: an array named 'private_0' in the .npz file (private_0 .. private_{K-1}))"),
+     "error: invalid private_0: missing (allowed: an array named 'private_0' in the .npz file "
+     "(private_0 .. private_{K-1}))"),
     (dict(private_0=np.ones((3, 2)), public=np.ones((3, 3))),
      "error: invalid public: 3 columns (allowed: 2 columns, the d of private_0)"),
     (dict(private_0=np.array([[1.0, np.nan]]), public=np.ones((3, 2))),
@@ -107,6 +125,15 @@ def test_missing_file_exit_2(tmp_path, capsys):
     assert code == 2 and err.startswith("error: invalid ")
 
 
+@pytest.mark.parametrize("command", [["theory", "figure2"], ["theory", "figure4"], ["simulate", "{path}"]])
+def test_negative_seed_is_named_as_the_option(features, tmp_path, capsys, command):
+    args = [a.format(path=features[0]) for a in command]
+    extra = ["--alpha", "0.5", "--beta", "0.5", "--generations", "1"] if args[0] == "simulate" \
+        else ["--out", str(tmp_path / "figs")]
+    code, out, err = run_cli(capsys, *args, *extra, "--seed", "-1")
+    assert code == 2 and out == "" and err.strip() == "error: invalid --seed: -1 (allowed: an integer >= 0)"
+
+
 def test_figure_with_bad_replicates_writes_nothing(tmp_path, capsys):
     code, _, err = run_cli(capsys, "theory", "figure4", "--out", str(tmp_path / "figs"), "--replicates", "0")
     assert code == 2 and err.strip() == "error: invalid --replicates: 0 (allowed: an integer >= 1)"
@@ -114,9 +141,32 @@ def test_figure_with_bad_replicates_writes_nothing(tmp_path, capsys):
 
 
 def test_simulate_json_agrees_with_theory(features, capsys):
-    path, system = features
+    path, _ = features
     code, out, _ = run_cli(capsys, "simulate", str(path), "--alpha", "0.5", "--beta", "0.5", "--generations", "2",
                            "--replicates", "4000", "--json")
     result = json.loads(out)
     z = (np.array(result["mse"]) - np.array(result["theory_mse"])) / np.array(result["mse_stderr"])
+    # z-score bound: 9 comparisons, P(|N(0,1)| > 4.5) = 6.8e-6 each, false alarm < 1e-4
     assert code == 0 and np.abs(z).max() < 4.5
+
+
+def test_figure_commands_default_to_the_figures_replicates():
+    for command in (cli_theory.figure2, cli_theory.figure4):
+        default = inspect.signature(command).parameters["replicates"].default.default
+        assert default == theory_figures.MC_REPLICATES
+    for make in (theory_figures.figure2, theory_figures.figure4):
+        assert inspect.signature(make).parameters["replicates"].default == theory_figures.MC_REPLICATES
+
+
+HEAVY = ("matplotlib", "pandas", "torch", "transformers", "scipy")
+
+
+@pytest.mark.parametrize("args", [["--help"], ["theory", "mse", "{path}", "--alpha", "0.5", "--beta", "0.5",
+                                               "--generations", "3", "--json"]])
+def test_theory_commands_import_nothing_heavy(features, args):
+    """`crossgen --help` and `crossgen theory mse` load none of the heavy libraries."""
+    args = [a.format(path=features[0]) for a in args]
+    code = (f"import sys\nfrom crossgen.cli import main\ncode = main({args!r})\n"
+            f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"

@@ -81,3 +81,29 @@ def test_choose_prompts_all_or_subset_without_replacement():
     assert choose_prompts(examples, 10, np.random.default_rng(0)) == [e.prompt for e in examples]
     subset = choose_prompts(examples, 4, np.random.default_rng(0))
     assert len(subset) == len(set(subset)) == 4
+
+
+def test_the_docs_paradigm_example_registers_and_draws_by_weight():
+    """docs/DESIGN.md, "A mixing paradigm": the worked example works as written."""
+    from crossgen.mixture import PARADIGMS, Paradigm, register_paradigm
+
+    @register_paradigm
+    class Stratified(Paradigm):
+        name = "stratified"
+
+        def training_set(self, components, n, rng):
+            examples = []
+            for c in components:
+                if c.weight > 0 and c.examples:
+                    k = round(n * c.weight)
+                    idx = rng.choice(len(c.examples), size=k, replace=k > len(c.examples))
+                    examples += [c.examples[int(i)] for i in idx]
+            order = rng.permutation(len(examples))
+            return [examples[int(i)] for i in order], None
+
+    try:
+        examples, weights = get_paradigm("stratified").training_set(components(), 80, np.random.default_rng(0))
+        counts = {tag: sum(e.source == tag for e in examples) for tag in ("priv", "pub", "s0", "s1")}
+        assert weights is None and counts == {"priv": 10, "pub": 30, "s0": 20, "s1": 20}  # 80 x the weights
+    finally:
+        del PARADIGMS["stratified"]

@@ -276,7 +276,7 @@ def test_linear_runs_get_the_theory_overlay(tmp_path):
     pytest.importorskip("crossgen.theory.dynamics")
     from crossgen.config import load_config
     from crossgen.presets import resolve_config
-    from crossgen.workflow.run import run_experiment
+    from crossgen.experiment import run_experiment
 
     cfg = load_config(resolve_config("linear"), {"generations": 2, "alpha": 0.5, "entities": [
         {"name": f"entity{k}", "task": {"name": f"private{k}", "source": "offline"}} for k in range(2)]})

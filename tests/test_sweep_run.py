@@ -124,7 +124,7 @@ def test_more_seeds_extend_a_finished_sweep(tmp_path):
 
 
 def test_a_failing_run_is_reported_and_the_others_finish(tmp_path, monkeypatch):
-    import crossgen.workflow.run as run_module
+    import crossgen.experiment as run_module
 
     real = run_module.run_experiment
 

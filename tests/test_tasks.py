@@ -13,7 +13,7 @@ import pytest
 from crossgen.config import TaskConfig
 from crossgen.data import Example
 from crossgen.errors import InputError
-from crossgen.tasks import TASK_NAMES, load_task, prompts
+from crossgen.tasks import get_task, load_task, task_names
 from crossgen.tasks.base import HELD_OUT_SHARE
 from crossgen.tasks.books import passages, split_passage
 
@@ -130,12 +130,15 @@ def test_sciq_hub(fake_hub):
     tables[("allenai/sciq", None, "train")] = SCIQ[:2]
     tables[("allenai/sciq", None, "test")] = SCIQ[2:]
     task = load_task(TaskConfig(name="sciq"), seed=0)
-    assert (task.name, task.role) == ("sciq", "science-qa")
+    assert task.name == "sciq" and not get_task("sciq").narrative
     assert pairs(task.train) == SCIQ_EXPECTED[:2]
     assert pairs(task.test) == SCIQ_EXPECTED[2:]
     assert {e.source for e in task.train + task.test} == {"real:sciq"}
     assert task.train[0].text == SCIQ_EXPECTED[0][0] + SCIQ_EXPECTED[0][1]
     assert calls == [("allenai/sciq", None, "train"), ("allenai/sciq", None, "test")]
+    # the distractors are the options, the correct answer last (as evaluation harnesses order them)
+    assert task.train[0].meta == {"choices": ("protozoa", "gymnosperms", "viruses", "mesophilic organisms"), "gold": 3}
+    assert task.test[0].meta["choices"][3] == "exothermic"
 
 
 def test_sciq_original_release_folder_uses_valid_as_test(tmp_path):
@@ -190,10 +193,6 @@ def test_caps_train_seeded_subset_in_order_test_first_n(tmp_path):
     assert pairs(a.train) == pairs(b.train) and pairs(a.train) != pairs(c.train)
     numbers = [int(p[len("Question: q"):-len("\nAnswer:")]) for p, _ in pairs(a.train)]
     assert len(numbers) == 5 and numbers == sorted(numbers)
-    assert prompts(a, 2) == ["Question: q0\nAnswer:", "Question: q1\nAnswer:"]
-    drawn = prompts(a, 50, split="train", seed=3)
-    assert len(drawn) == 50 and set(drawn) <= {e.prompt for e in a.train}
-    assert drawn == prompts(a, 50, split="train", seed=3)
 
 
 # --- GSM8K ----------------------------------------------------------------------------------
@@ -204,8 +203,8 @@ def test_gsm8k_hub_uses_main_config(fake_hub):
     tables[("openai/gsm8k", "main", "train")] = GSM8K[:1]
     tables[("openai/gsm8k", "main", "test")] = GSM8K[1:]
     task = load_task(TaskConfig(name="gsm8k"), seed=0)
-    assert task.role == "arithmetic"
     assert pairs(task.train) == GSM8K_EXPECTED[:1] and pairs(task.test) == GSM8K_EXPECTED[1:]
+    assert [e.meta for e in task.train + task.test] == [{"gold": "72"}, {"gold": "10"}]
     assert calls == [("openai/gsm8k", "main", "train"), ("openai/gsm8k", "main", "test")]
 
 
@@ -225,8 +224,9 @@ def test_arc_hub_schema_keys_labels_and_mismatch(fake_hub):
     tables[("allenai/ai2_arc", "ARC-Challenge", "train")] = ARC_HUB[:2]
     tables[("allenai/ai2_arc", "ARC-Challenge", "test")] = ARC_HUB[2:]
     task = load_task(TaskConfig(name="arc_challenge"), seed=0)
-    assert task.role == "multiple-choice"
     assert pairs(task.train) == ARC_EXPECTED[:2] and pairs(task.test) == ARC_EXPECTED[2:]
+    assert [e.meta["gold"] for e in task.train + task.test] == [2, 3, 2, 1]
+    assert task.test[0].meta["choices"] == ("oxygen", "helium", "carbon dioxide")
     assert calls[0] == ("allenai/ai2_arc", "ARC-Challenge", "train")
 
 
@@ -308,7 +308,7 @@ def test_bookcorpus_txt_passages_prompt_and_held_out_tail(tmp_path):
     # 40 sentences of 10 words: six passages of 60 words, then a 40-word tail passage
     (tmp_path / "books.txt").write_text("\n".join(sentence(i) for i in range(40)) + "\n\n")
     task = load_task(local("bookcorpus", tmp_path / "books.txt"), seed=0)
-    assert task.role == "narrative"
+    assert get_task("bookcorpus").narrative and task.train[0].meta is None
     assert len(task.train) == 6 and len(task.test) == 1
     first = " ".join(sentence(i) for i in range(6)).split()
     assert task.train[0].prompt == " ".join(first[:12])
@@ -361,10 +361,10 @@ def test_unknown_task_name():
     with pytest.raises(InputError) as err:
         load_task(TaskConfig(name="squad"), seed=0)
     assert str(err.value) == (
-        "invalid task.name: squad (allowed: one of sciq, gsm8k, arc_easy, arc_challenge, bookcorpus, "
-        "offline_science, offline_arithmetic, offline_reasoning, offline_stories)"
+        "invalid task.name: squad (allowed: one of arc_challenge, arc_easy, bookcorpus, gsm8k, "
+        "offline_arithmetic, offline_reasoning, offline_science, offline_stories, sciq)"
     )
-    assert TASK_NAMES[0] == "sciq" and len(TASK_NAMES) == 9
+    assert len(task_names()) == 9 and task_names(generated=False) == ["arc_challenge", "arc_easy", "bookcorpus", "gsm8k", "sciq"]
 
 
 def test_missing_local_path(tmp_path, monkeypatch):
@@ -431,8 +431,8 @@ def test_source_must_fit_the_name(tmp_path):
     with pytest.raises(InputError) as err:
         load_task(TaskConfig(name="sciq", source="offline"), seed=0)
     assert str(err.value) == (
-        "invalid task.source: offline (allowed: hub or local for task sciq (generated stand-ins: offline_science, "
-        "offline_arithmetic, offline_reasoning, offline_stories))"
+        "invalid task.source: offline (allowed: hub or local for task sciq (generated stand-ins: offline_arithmetic, "
+        "offline_reasoning, offline_science, offline_stories))"
     )
     with pytest.raises(InputError) as err:
         load_task(local("offline_science", tmp_path), seed=0)

@@ -11,27 +11,23 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 import pytest
 
 from crossgen.config import TaskConfig
-from crossgen.tasks import OFFLINE_TASKS, load_task
+from crossgen.tasks import get_task, load_task, task_names
 from crossgen.tasks.offline import DEFAULT_TEST_SIZE, DEFAULT_TRAIN_SIZE, FUNCTION_WORDS, overlap, word_types
 from crossgen.tasks.offline import reasoning, science, stories
 
-ROLES = {
-    "offline_science": "science-qa",
-    "offline_arithmetic": "arithmetic",
-    "offline_reasoning": "multiple-choice",
-    "offline_stories": "narrative",
-}
+NAMES = ("offline_arithmetic", "offline_reasoning", "offline_science", "offline_stories")
 
 
 @pytest.fixture(scope="module")
 def tasks():
-    return {name: load_task(TaskConfig(name=name, source="offline"), seed=0) for name in OFFLINE_TASKS}
+    return {name: load_task(TaskConfig(name=name, source="offline"), seed=0) for name in task_names(generated=True)}
 
 
-def test_names_roles_sizes_and_source(tasks):
-    assert tuple(tasks) == tuple(ROLES)
+def test_names_kinds_sizes_and_source(tasks):
+    assert tuple(tasks) == NAMES
     for name, task in tasks.items():
-        assert task.role == ROLES[name]
+        assert get_task(name).generated and get_task(name).narrative == (name == "offline_stories")
+        assert task.name == name
         assert (len(task.train), len(task.test)) == (DEFAULT_TRAIN_SIZE, DEFAULT_TEST_SIZE) == (3000, 200)
         assert {e.source for e in task.train + task.test} == {f"real:{name}"}
         for e in task.train + task.test:
@@ -44,7 +40,7 @@ def test_default_source_hub_is_accepted_and_sizes_override():
     assert (len(task.train), len(task.test)) == (50, 7)
 
 
-@pytest.mark.parametrize("name", list(ROLES))
+@pytest.mark.parametrize("name", NAMES)
 def test_deterministic_by_seed(name, tasks):
     again = load_task(TaskConfig(name=name, source="offline"), seed=0)
     other = load_task(TaskConfig(name=name, source="offline"), seed=1)
@@ -158,3 +154,19 @@ def test_stories_are_passages_with_a_prompt_and_continuation(tasks):
         assert stories.CHARACTERS[who][0] in e.text  # the character fixes the place
     first = tasks["offline_stories"].train[0]
     assert re.fullmatch(r"(Once upon a time, an?|Long ago, an?|There was once an?|In a distant kingdom, an?) .+", first.prompt)
+
+
+def test_every_answer_verifies_and_a_wrong_one_does_not(tasks):
+    for name in ("offline_arithmetic", "offline_reasoning", "offline_science"):
+        task = get_task(name)
+        examples = tasks[name].train[:200] + tasks[name].test
+        assert all(task.verify(e.answer, e) for e in examples), name
+        # another example's answer is wrong unless it gives the same answer (arithmetic: final number)
+        same = (lambda e, o: e.meta["gold"] == o.meta["gold"]) if name == "offline_arithmetic" else \
+            (lambda e, o: e.answer == o.answer)
+        wrong = [(e, o) for e, o in zip(examples, examples[1:]) if not same(e, o)]
+        assert len(wrong) > 50 and not any(task.verify(o.answer, e) for e, o in wrong), name
+    e = tasks["offline_reasoning"].test[0]
+    assert get_task("offline_reasoning").verify(f" ({'ABCD'[e.meta['gold']]})", e)  # a label names the option
+    with pytest.raises(NotImplementedError):
+        get_task("offline_stories").verify(" and then", tasks["offline_stories"].test[0])

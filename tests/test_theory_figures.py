@@ -19,7 +19,7 @@ def check_files(paths: dict, tmp_path, name: str) -> pd.DataFrame:
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"{name}.csv", f"{name}.png"]
     assert paths["png"].read_bytes()[:8] == PNG_MAGIC
     image = matplotlib.image.imread(paths["png"])
-    assert image.ndim == 3 and image.shape[0] > 300 and image.shape[1] > 600
+    assert image.ndim == 3 and image.shape[0] > 300 and image.shape[1] > 600   # a figure, not a stub
     return pd.read_csv(paths["csv"])
 
 

@@ -1,12 +1,22 @@
 """FeatureSystem, feature files, weight broadcasting, pseudo-inverses, and input errors."""
+import math
+
 import numpy as np
 import pytest
 
 from crossgen.errors import InputError
-from crossgen.theory import (
-    FeatureSystem, asymptotic, efficiency_grid, homogenization, psd_pinv, trajectory,
-)
 from crossgen.mixture import weight_schedule
+from crossgen.theory import (
+    PINV_RCOND,
+    PINV_RTOL,
+    FeatureSystem,
+    asymptotic,
+    design_pinv,
+    efficiency_grid,
+    homogenization,
+    psd_pinv,
+    trajectory,
+)
 
 
 def small(seed=0, K=2, d=4):
@@ -23,8 +33,9 @@ def message(excinfo):
 def test_defaults_and_grams():
     s = small()
     assert (s.K, s.d, s.sigma2) == (2, 4, 1.0)
-    assert np.allclose(s.theta, np.ones(4) / 2.0)
+    np.testing.assert_array_equal(s.theta, np.ones(4) / 2.0)      # 1/sqrt(4) is exact
     assert s.synthetic_grams is s.private_grams
+    # the same products, possibly by another BLAS kernel: rounding only (default allclose)
     assert np.allclose(s.private_grams[1], s.private[1].T @ s.private[1])
     assert np.allclose(s.public_gram, s.public.T @ s.public)
     with pytest.raises(ValueError):
@@ -186,6 +197,40 @@ def test_psd_pinv_matches_numpy_on_mixed_ranks():
     G = np.array(mats)
     got = psd_pinv(G)
     for g, h in zip(G, got):
-        assert np.allclose(h, np.linalg.pinv(g, rcond=1e-10, hermitian=True), atol=1e-10)
-        assert np.allclose(h, h.T)
-    assert np.allclose(psd_pinv(G[:1])[0], np.linalg.inv(G[0]))
+        # numpy's eigenvalue pinv with the same cut-off; entries O(1), so only rounding
+        # (observed 8e-12, on the numerically rank-deficient matrix) separates the two
+        assert np.allclose(h, np.linalg.pinv(g, rcond=PINV_RTOL, hermitian=True), rtol=1e-10, atol=1e-10)
+        # symmetric: exactly on the inverse path, up to rounding (1e-16) on the eigen path
+        assert np.allclose(h, h.T, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(psd_pinv(G[:1])[0], np.linalg.inv(G[0]), rtol=1e-12)  # the inverse itself
+
+
+def test_an_exactly_singular_matrix_leaves_the_others_on_the_fast_path():
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((6, 3))
+    G = np.array([X.T @ X, np.diag([1.0, 0.0, 2.0]), X.T @ X + np.eye(3)])
+    got = psd_pinv(G)                                           # inv() raises for G[1]
+    for i in (0, 2):
+        np.testing.assert_array_equal(got[i], psd_pinv(G[i:i + 1])[0])   # bit for bit
+    np.testing.assert_array_equal(got[1], np.diag([1.0, 0.0, 0.5]))
+
+
+def test_one_cut_off_for_gram_matrices_and_designs():
+    """An eigenvalue cut-off r on D'D is the singular-value cut-off sqrt(r) on D: the theory
+    (psd_pinv), the Monte Carlo twin (design_pinv) and the linear backend (numpy's pinv with
+    RCOND) drop the same directions."""
+    import crossgen.backends.linear as linear
+
+    assert math.sqrt(PINV_RTOL) == PINV_RCOND == linear.RCOND
+    rng = np.random.default_rng(5)
+    U, _ = np.linalg.qr(rng.standard_normal((8, 4)))
+    V, _ = np.linalg.qr(rng.standard_normal((4, 4)))
+    D = U @ np.diag([1.0, 1e-3, 2e-5, 5e-6]) @ V.T             # 2e-5 kept, 5e-6 dropped
+    by_design = design_pinv(D)
+    assert np.linalg.matrix_rank(by_design, tol=1.0) == 3       # singular values 1e0..5e4
+    # the same SVD cut-off in numpy: rounding only (observed 2e-12 on entries up to 2.5e4)
+    np.testing.assert_allclose(np.linalg.pinv(D, rcond=PINV_RCOND), by_design, rtol=0, atol=1e-8 * 5e4)
+    # via the Gram matrix: its kept eigenvalue 4e-10 carries an absolute rounding error of
+    # ~eps * ||D'D||, i.e. ~1e-6 relative (observed 2e-7 of the largest entry)
+    np.testing.assert_allclose(psd_pinv(D.T @ D) @ D.T, by_design, rtol=0, atol=1e-5 * 5e4)
+    np.testing.assert_array_equal(design_pinv(np.zeros((0, 4))), np.zeros((4, 0)))

@@ -12,8 +12,8 @@ import pytest
 from crossgen.config import load_config, parse_config
 from crossgen.errors import InputError
 from crossgen.presets import resolve_config
-from crossgen.workflow.linear_data import feature_system
-from crossgen.workflow.run import run_experiment
+from crossgen.backends.linear import feature_system
+from crossgen.experiment import run_experiment
 from crossgen.workflow.store import RunStore
 from crossgen.io import read_jsonl
 from helpers import tiny_linear

@@ -28,13 +28,19 @@ CPU = {  # dotted overrides of the cpu preset
 LINEAR = {"generations": 4, "seed": 3}
 
 
-def run(preset: str, overrides: dict, out: Path) -> dict:
+def resolved(preset: str, overrides: dict) -> dict:
+    """The fully resolved config (stored with the pins, so later preset edits do not move them)."""
     from crossgen.config import load_config
     from crossgen.presets import resolve_config
-    from crossgen.workflow.run import run_experiment
 
-    cfg = load_config(resolve_config(preset), overrides)
-    run_experiment(cfg, out)
+    return load_config(resolve_config(preset), overrides).model_dump(mode="json")
+
+
+def run(config: dict, out: Path) -> dict:
+    from crossgen.config import parse_config
+    from crossgen.experiment import run_experiment
+
+    run_experiment(parse_config(config), out)
     tables = {}
     for name in ("losses", "similarity"):
         path = out / f"{name}.csv"
@@ -44,12 +50,13 @@ def run(preset: str, overrides: dict, out: Path) -> dict:
 
 
 def main() -> None:
+    configs = {"cpu": resolved("cpu", CPU), "linear": resolved("linear", LINEAR)}
     pins = {}
     with tempfile.TemporaryDirectory() as tmp:
-        pins["cpu"] = run("cpu", CPU, Path(tmp) / "cpu")
-        pins["linear"] = run("linear", LINEAR, Path(tmp) / "linear")
+        for name, config in configs.items():
+            pins[name] = run(config, Path(tmp) / name)
     target = HERE / "pinned_runs.json"
-    target.write_text(json.dumps({"cpu_overrides": CPU, "linear_overrides": LINEAR, **pins}, indent=1) + "\n")
+    target.write_text(json.dumps({"configs": configs, **pins}, indent=1) + "\n")
     print(target, file=sys.stderr)
 
 

@@ -2,8 +2,10 @@
 
 The loop (workflow/loop.py) never touches torch or transformers: it builds an initial
 model through a `Backend`, and trains, samples from, scores, saves and reloads models only
-through the `GenerativeModel` methods below. A backend is free in how it does each step
-as long as it keeps these semantics:
+through the `GenerativeModel` methods below. A backend class is registered under its name
+with `crossgen.backends.registry.register_backend` and builds itself and the run's data
+from a config (`Backend.from_config`). A backend is free in how it does each step as long
+as it keeps these semantics:
 
 - ``train(examples, cfg, seed, weights, progress)`` continues from the model's current
   parameters (the loop decides between restarting and continuing by what it loads) and
@@ -40,7 +42,8 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, Sequence, r
 from crossgen.data import Example
 
 if TYPE_CHECKING:  # config imports pydantic/yaml only; keep this module import-light anyway
-    from crossgen.config import GenerationConfig, TrainingConfig
+    from crossgen.config import GenerationConfig, RunConfig, TrainingConfig
+    from crossgen.data import ExperimentData
 
 ProgressFn = Callable[[int, int], None]
 """Called as progress(step, total_steps) after each optimizer step."""
@@ -89,6 +92,33 @@ class GenerativeModel(Protocol):
 
 @runtime_checkable
 class Backend(Protocol):
-    def initial_model(self, real_texts: Sequence[str], seed: int) -> GenerativeModel: ...
+    """What the run builder, the loop, the metrics and the report need from a backend.
 
-    def load(self, directory: Path) -> GenerativeModel: ...
+    Attributes
+    ----------
+    TEXT : bool
+        Whether prompts and completions are text: the embedding metrics (similarity,
+        semantic distance) and the evaluation completions apply only then.
+    LOSS_LABEL : str
+        What `GenerativeModel.score` measures, as tables and figures label it
+        (e.g. "cross-entropy, nats", "MSE").
+    """
+
+    TEXT: bool
+    LOSS_LABEL: str
+
+    @classmethod
+    def from_config(cls, cfg: "RunConfig") -> "tuple[ExperimentData, Backend]":
+        """The run's data and a backend for `cfg`; every InputError (bad task, model path,
+        device) is raised here, before anything is written. Text backends usually load the
+        data with `crossgen.tasks.load_experiment_data(cfg)`."""
+        ...
+
+    def initial_model(self, real_texts: Sequence[str], seed: int) -> GenerativeModel:
+        """The generation-0 starting point (`real_texts`: all real training text of the run,
+        e.g. for a tokenizer; `seed`: its initialisation)."""
+        ...
+
+    def load(self, directory: Path) -> GenerativeModel:
+        """A model written by `GenerativeModel.save`."""
+        ...

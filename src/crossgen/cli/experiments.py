@@ -9,9 +9,7 @@ import typer
 
 from crossgen.cli.common import stderr, stdout, parse_overrides
 
-from crossgen.config import load_config, parse_config
 from crossgen.errors import InputError
-from crossgen.presets import resolve_config
 
 
 
@@ -22,13 +20,15 @@ def run(
     overrides: Optional[list[str]] = typer.Option(None, "--set", help="override a setting: key.path=value (YAML value)"),
 ) -> None:
     """Run the interactive training workflow of one config into a run directory."""
+    from crossgen.config import load_config
+    from crossgen.presets import resolve_config
     from crossgen.report import write_run_report
     from crossgen.workflow.progress import RichProgress
-    from crossgen.workflow.run import run_experiment
+    from crossgen.experiment import run_experiment
 
     cfg = load_config(resolve_config(config), parse_overrides(overrides))
     started = time.perf_counter()
-    store = run_experiment(cfg, out_dir, resume=resume, progress=RichProgress(cfg.name, console=stderr))
+    store = run_experiment(cfg, out_dir, resume=resume, progress=RichProgress(cfg.name, console=stderr, note=threads_note(cfg)))
     write_run_report([store.root], store.root / "report.html")
     stderr.print(f"run finished in {time.perf_counter() - started:.1f} s")
     stdout.print(str(store.root))
@@ -42,10 +42,12 @@ def demo(
     overrides: Optional[list[str]] = typer.Option(None, "--set", help="override a setting of the preset: key=value"),
 ) -> None:
     """Theory figures + the preset at several alphas (sharing generation 0), then the report."""
+    from crossgen.config import load_config, parse_config
+    from crossgen.presets import resolve_config
     from crossgen.report import write_run_report
     from crossgen.theory.figures import figure2, figure4
     from crossgen.workflow.progress import RichProgress
-    from crossgen.workflow.run import run_experiment
+    from crossgen.experiment import run_experiment
 
     alpha_values = _parse_alphas(alphas)
     base = load_config(resolve_config(preset), parse_overrides(overrides))
@@ -58,13 +60,26 @@ def demo(
     for i, alpha in enumerate(alpha_values):
         cfg = parse_config({**base.model_dump(), "alpha": alpha, "name": f"{base.name} alpha={alpha:g}"})
         run_dir = out_dir / f"alpha_{alpha:g}"
-        store = run_experiment(cfg, run_dir, resume=True, progress=RichProgress(f"alpha={alpha:g}", console=stderr),
+        store = run_experiment(cfg, run_dir, resume=True, progress=RichProgress(f"alpha={alpha:g}", console=stderr, note=threads_note(cfg) if i == 0 else None),
                                generation0_from=runs[0] if i and not run_dir.exists() else None)
         runs.append(store.root)
     stderr.print("[bold]3/3[/] report")
     report = write_run_report(runs, out_dir / "report.html", theory_dir=out_dir / "theory")
     stderr.print(f"demo finished in {time.perf_counter() - started:.0f} s")
     stdout.print(str(report))
+
+
+def threads_note(cfg) -> Optional[str]:
+    """How many CPU threads the run's models use (language-model backends only)."""
+    from crossgen.backends.registry import get_backend
+
+    if not get_backend(cfg.model.backend).TEXT:
+        return None
+    import torch
+
+    threads = cfg.resources.threads or torch.get_num_threads()
+    how = "resources.threads" if cfg.resources.threads else "torch's default; set resources.threads to change"
+    return f"{cfg.name}: {threads} CPU threads ({how})"
 
 
 def _parse_alphas(text: str) -> list[float]:

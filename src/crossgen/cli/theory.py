@@ -1,18 +1,25 @@
-"""CLI of the exact theory and its Monte Carlo twin."""
+"""CLI of the exact theory and its Monte Carlo twin.
+
+Imports stay light (numpy, typer, rich): the theory is loaded inside the commands, and
+`crossgen.theory.figures` imports matplotlib and pandas only when a figure is drawn.
+"""
 from __future__ import annotations
 
 import json
 import math
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 import typer
-
-from crossgen.cli.common import stdout
 from rich.table import Table
 
-from crossgen.errors import InputError, check_fraction, check_int
+from crossgen.cli.common import stdout
+from crossgen.errors import check_fraction, check_int
+from crossgen.theory.figures import MC_REPLICATES
+
+if TYPE_CHECKING:
+    from crossgen.theory import FeatureSystem
 
 theory_app = typer.Typer(no_args_is_help=True, help="Exact linear-regression dynamics (section 5 of the paper).")
 
@@ -20,11 +27,10 @@ FILE_HELP = ("theory feature file (.npz): private_0..private_{K-1}, public, "
              "optional synthetic_0.., theta, sigma2")
 
 
-def _finite_or_none(values) -> Optional[list]:
-    if values is None:
-        return None
-    values = [float(v) for v in np.ravel(values)]
-    return None if any(not math.isfinite(v) for v in values) else values
+def _finite_or_none(values: np.ndarray) -> Optional[list]:
+    """The values as floats, or None if one is not finite."""
+    out = [float(v) for v in np.ravel(values)]
+    return None if any(not math.isfinite(v) for v in out) else out
 
 
 @theory_app.command("mse")
@@ -36,16 +42,28 @@ def mse(
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
     """Per-generation and asymptotic MSE of every entity, spectral radius, relative efficiency."""
-    from crossgen.theory import FeatureSystem, asymptotic, pooled_ols_mse, trajectory
+    from crossgen.theory import FeatureSystem
 
     check_fraction("--alpha", alpha), check_fraction("--beta", beta), check_int("--generations", generations, 0)
-    system = FeatureSystem.from_npz(file)
-    traj = trajectory(system, alpha, beta, generations)
-    limit = asymptotic(system, alpha, beta)
+    result = mse_result(FeatureSystem.from_npz(file), alpha, beta, generations)
+    if as_json:
+        print(json.dumps(result))
+        return
+    _print_mse_table(result)
+
+
+def mse_result(system: FeatureSystem, alpha: float, beta: float, generations: int) -> dict:
+    """The object `crossgen theory mse --json` prints (keys: K, d, alpha, beta, generations, mse,
+    asymptotic_mse, spectral_radius, converges, growth, pooled_ols_mse, relative_efficiency).
+
+    Only what is printed is computed, and the trajectory and the limit share one factorisation
+    (`trajectory_with_limit`); costs are listed in docs/theory.md."""
+    from crossgen.theory import pooled_ols_mse, trajectory_with_limit
+
+    traj, limit = trajectory_with_limit(system, alpha, beta, generations)
     pooled = pooled_ols_mse(system)
-    asym = _finite_or_none(limit.mse) if limit.converges else None
-    efficiency = [pooled / m if asym else 0.0 for m in (asym or [0.0] * system.K)]
-    result = {
+    asym = None if limit.mse is None else _finite_or_none(limit.mse)   # None: diverges
+    return {
         "K": system.K,
         "d": system.d,
         "alpha": alpha,
@@ -57,12 +75,8 @@ def mse(
         "converges": bool(limit.converges),
         "growth": _growth_json(limit.growth),
         "pooled_ols_mse": float(pooled),
-        "relative_efficiency": efficiency,
+        "relative_efficiency": [pooled / m for m in asym] if asym else [0.0] * system.K,
     }
-    if as_json:
-        print(json.dumps(result))
-        return
-    _print_mse_table(result)
 
 
 def _growth_json(growth) -> Optional[dict]:
@@ -115,8 +129,8 @@ def optimum(
 
         from crossgen.io import write_table
 
-        a, b, k = np.meshgrid(grid, grid, np.arange(system.K), indexing="ij")
-        write_table(grid_csv, pd.DataFrame({"alpha": a.ravel(), "beta": b.ravel(), "entity": k.ravel(),
+        a, b, ent = np.meshgrid(grid, grid, np.arange(system.K), indexing="ij")
+        write_table(grid_csv, pd.DataFrame({"alpha": a.ravel(), "beta": b.ravel(), "entity": ent.ravel(),
                                             "relative_efficiency": best.efficiency.ravel()}))
     if as_json:
         print(json.dumps(result))
@@ -136,13 +150,13 @@ def optimum(
 def figure2(
     out_dir: Path = typer.Option(Path("figures"), "--out", help="folder for figure2.png and figure2.csv"),
     seed: int = typer.Option(0, "--seed"),
-    replicates: int = typer.Option(4000, "--replicates", help="Monte Carlo replicates per overlaid point"),
+    replicates: int = typer.Option(MC_REPLICATES, "--replicates", help="Monte Carlo replicates per overlaid point"),
 ) -> None:
     """The paper's Figure 2: relative efficiency over alpha and beta (K=4, d=15, rank 5)."""
     from crossgen.theory.figures import figure2 as make
 
-    check_int("--replicates", replicates, 1)
-    for path in _paths(make(out_dir, seed=seed, replicates=replicates)):
+    check_int("--seed", seed, 0), check_int("--replicates", replicates, 1)
+    for path in make(out_dir, seed=seed, replicates=replicates).values():
         stdout.print(str(path))
 
 
@@ -150,22 +164,16 @@ def figure2(
 def figure4(
     out_dir: Path = typer.Option(Path("figures"), "--out", help="folder for figure4.png and figure4.csv"),
     seed: int = typer.Option(0, "--seed"),
-    replicates: int = typer.Option(4000, "--replicates", help="Monte Carlo replicates"),
+    replicates: int = typer.Option(MC_REPLICATES, "--replicates", help="Monte Carlo replicates"),
     generations: int = typer.Option(15, "--generations"),
 ) -> None:
     """The paper's Figure 4: MSE over generations (K=2, d=50, rank 15), alpha, beta in {0, .5, 1}."""
     from crossgen.theory.figures import figure4 as make
 
-    check_int("--replicates", replicates, 1)
+    check_int("--seed", seed, 0), check_int("--replicates", replicates, 1)
     check_int("--generations", generations, 0)
-    for path in _paths(make(out_dir, seed=seed, replicates=replicates, generations=generations)):
+    for path in make(out_dir, seed=seed, replicates=replicates, generations=generations).values():
         stdout.print(str(path))
-
-
-def _paths(result) -> list:
-    if isinstance(result, dict):
-        return list(result.values())
-    return list(result) if isinstance(result, (list, tuple)) else [result]
 
 
 def simulate(
@@ -179,11 +187,11 @@ def simulate(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Monte Carlo of the linear workflow (sample, fit, generate, pool, refit) from a feature file."""
-    from crossgen.theory.simulate import simulate as run_mc
     from crossgen.theory import FeatureSystem, trajectory
+    from crossgen.theory.simulate import simulate as run_mc
 
     check_fraction("--alpha", alpha), check_fraction("--beta", beta), check_int("--generations", generations, 0)
-    check_int("--replicates", replicates, 1)
+    check_int("--replicates", replicates, 1), check_int("--seed", seed, 0)
     system = FeatureSystem.from_npz(file)
     result = run_mc(system, alpha, beta, generations, replicates=replicates, seed=seed)
     theory = trajectory(system, alpha, beta, generations).mse if compare else None

@@ -64,7 +64,9 @@ def evaluate_generation(store: RunStore, t: int, model_name: Optional[str] = Non
     if all(p.exists() for p in paths.values()):
         return False
     cfg = store.config()
-    if cfg.model.backend == "linear":
+    from crossgen.backends.registry import get_backend
+
+    if not get_backend(cfg.model.backend).TEXT:  # no text completions to embed
         return False
     names = [e.name for e in cfg.entities]
     completions = _read_completions(store, t, names)

@@ -120,7 +120,9 @@ def _model_task_figure(runs: list[RunData], table: str, value: str, ylabel: str,
 
 
 def loss_figure(runs: list[RunData]) -> Optional[Figure]:
-    unit = "MSE" if runs[0].backend == "linear" else "cross-entropy (nats)"
+    from crossgen.backends.registry import get_backend
+
+    unit = get_backend(runs[0].backend).LOSS_LABEL
     return _model_task_figure(runs, "losses", "loss", f"loss, {unit}",
                               f"Loss per generation, K = {runs[0].K} (solid: own task, dashed: other tasks, dotted: D*)")
 
@@ -293,7 +295,7 @@ def pca_figure(data: PCAPanels) -> Figure:
 def theory_predictions(run: RunData) -> Optional[np.ndarray]:
     """(T+1, K, K) expected test loss of model k on private task m, or None if the theory is unavailable."""
     from crossgen.theory import trajectory
-    from crossgen.workflow.linear_data import feature_system
+    from crossgen.backends.linear import feature_system
 
     cfg = run.cfg
     system = feature_system(cfg)

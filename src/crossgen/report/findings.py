@@ -167,11 +167,13 @@ def findings(runs: list[RunData]) -> list[Finding]:
 
 def notes(runs: list[RunData]) -> list[str]:
     """Remarks that qualify the comparison with the paper's numbers."""
+    from crossgen.backends.registry import get_backend
+
     out = []
     hf_initial = []
     for run in runs:
         losses = run.losses
-        if run.backend == "hf" and not losses.empty:
+        if get_backend(run.backend).TEXT and not losses.empty:
             first = losses[losses["generation"] == losses["generation"].min()]
             hf_initial.append(float(first["loss"].max()))
     if hf_initial and max(hf_initial) > FROM_SCRATCH_LOSS:

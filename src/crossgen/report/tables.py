@@ -167,7 +167,9 @@ def loss_table(runs, threshold: float = LOSS_THRESHOLD, digits: int = 2, include
     conds = conditions(runs)
     labels, groups, beta = _columns_and_groups(conds)
     first = runs[0]
-    unit = "MSE" if first.backend == "linear" else "cross-entropy, nats"
+    from crossgen.backends.registry import get_backend
+
+    unit = get_backend(first.backend).LOSS_LABEL
     title = (f"Loss ({unit}), initial → final, K = {first.K}"
              + (f", β = {fmt_weight(beta)}" if beta is not None else "") + (f", {_t_text(conds)}" if _t_text(conds) else ""))
     return loss_table_from_frames([(lab, c.losses) for lab, c in zip(labels, conds)], first.entities,

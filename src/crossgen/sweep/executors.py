@@ -54,7 +54,7 @@ def log_start(sweep_dir: Path, cell: str, seed: int) -> None:
 
 def run_one(task: dict[str, Any], sweep_dir: str) -> Result:
     from crossgen.config import RunConfig
-    from crossgen.workflow.run import run_experiment
+    from crossgen.experiment import run_experiment
     from crossgen.workflow.store import RunStore
 
     run_dir = Path(sweep_dir) / task["dir"]
@@ -83,8 +83,13 @@ def run_batch(tasks: Sequence[dict[str, Any]], sweep_dir: str, threads: Optional
     """Run `tasks` in order; with `threads`, cap BLAS/OpenMP threads of this worker to it."""
     if threads is None:
         return [run_one(t, sweep_dir) for t in tasks]
+    import sys
+
     from threadpoolctl import threadpool_limits
 
+    os.environ["OMP_NUM_THREADS"] = str(threads)  # read by torch when this worker first imports it
+    if "torch" in sys.modules:  # a reused worker (Ray) that imported torch for an earlier task
+        sys.modules["torch"].set_num_threads(threads)
     with threadpool_limits(limits=threads):
         return [run_one(t, sweep_dir) for t in tasks]
 

@@ -8,7 +8,7 @@ holds the choices inline ("... (A) dry palms (B) wet palms") with the key in "An
 all three load, as does a CSV export of the hub schema (choices written as a Python repr).
 
 Prompt "Question: {stem}\\nChoices: (A) {text} (B) {text} ...\\nAnswer:", answer " {text of the
-correct choice}". Choices are relabelled A, B, C, ... by position in the prompt whatever
+correct choice}"; `Example.meta` holds the choice texts and the gold index. Choices are relabelled A, B, C, ... by position in the prompt whatever
 their original labels. The key is matched to a label; when the labels are letters and the key
 a digit (or the other way round) the key is read as a position (1 = A). Any other key is an
 InputError.
@@ -21,13 +21,13 @@ import re
 import string
 from typing import Any
 
+from crossgen.data import Example
 from crossgen.errors import InputError
 from crossgen.tasks.base import missing, require, text_of
+from crossgen.tasks.dataset import DatasetTask
+from crossgen.tasks.registry import register_task
 
 FAMILY = "arc"
-ROLE = "multiple-choice"
-HUB_ID = "allenai/ai2_arc"
-HUB_CONFIGS = {"arc_easy": "ARC-Easy", "arc_challenge": "ARC-Challenge"}
 ALLOWED = (
     "records with question, choices and answerKey (ARC hub schema), or question.stem, "
     "question.choices and answerKey (the original JSONL release)"
@@ -35,12 +35,29 @@ ALLOWED = (
 LETTERS = string.ascii_uppercase
 
 
-def format_record(record: Any, where: str) -> tuple[str, str]:
-    stem, labels, texts = _question_and_choices(record, where)
-    key = _key(record, where)
-    index = resolve_key(key, labels, where)
-    choices = " ".join(f"({LETTERS[i]}) {text}" for i, text in enumerate(texts))
-    return f"Question: {stem}\nChoices: {choices}\nAnswer:", f" {texts[index]}"
+class ARC(DatasetTask):
+    """Both ARC sets; registered once per hub config below."""
+
+    FAMILY = FAMILY
+    HUB_ID = "allenai/ai2_arc"
+    ALLOWED = ALLOWED
+
+    def to_example(self, record: Any, where: str, source: str) -> Example:
+        stem, labels, texts = _question_and_choices(record, where)
+        index = resolve_key(_key(record, where), labels, where)
+        choices = " ".join(f"({LETTERS[i]}) {text}" for i, text in enumerate(texts))
+        return Example(f"Question: {stem}\nChoices: {choices}\nAnswer:", f" {texts[index]}", source,
+                       {"choices": tuple(texts), "gold": index})
+
+
+@register_task("arc_easy")
+class ARCEasy(ARC):
+    HUB_CONFIG = "ARC-Easy"
+
+
+@register_task("arc_challenge")
+class ARCChallenge(ARC):
+    HUB_CONFIG = "ARC-Challenge"
 
 
 def resolve_key(key: str, labels: list[str], where: str) -> int:

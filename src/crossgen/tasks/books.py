@@ -16,15 +16,20 @@ train_size or DEFAULT_TRAIN_PASSAGES, test_size or DEFAULT_TEST_PASSAGES passage
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Iterator, Optional
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Optional
 
+from crossgen.data import Example, real_source
 from crossgen.errors import InputError
+from crossgen.tasks import hub
 from crossgen.tasks.base import missing
+from crossgen.tasks.dataset import DatasetTask, Records, Splits
+from crossgen.tasks.registry import register_task
+
+if TYPE_CHECKING:
+    from crossgen.config import TaskConfig
 
 FAMILY = "bookcorpus"
-ROLE = "narrative"
-HUB_ID = "bookcorpus/bookcorpus"
-HUB_CONFIG = None
 ALLOWED = "records with a field text (BookCorpus hub schema), or a .txt file with one sentence a line"
 
 MIN_WORDS = 60
@@ -94,3 +99,31 @@ def held_out_tail(items: list[Any], share: float = TEST_SHARE) -> tuple[list[Any
         return list(items), []
     n_test = min(len(items) - 1, max(1, round(len(items) * share)))
     return list(items[:-n_test]), list(items[-n_test:])
+
+
+@register_task("bookcorpus")
+class BookCorpus(DatasetTask):
+    """Passages of continuous text: the corpus hooks of `DatasetTask` build passages."""
+
+    FAMILY = FAMILY
+    HUB_ID = "bookcorpus/bookcorpus"
+    ALLOWED = ALLOWED
+    narrative = True
+
+    def passage_examples(self, records: Records, limit: int) -> list[Example]:
+        """The first `limit` passages of the records' sentences, as examples."""
+        source = real_source(self.name)
+        return [Example(*split_passage(words), source=source) for words in passages(sentences(records), limit=limit)]
+
+    def split_examples(self, records: Records, split: str, cfg: TaskConfig) -> list[Example]:
+        if split == "train":
+            return self.passage_examples(records, cfg.train_size or DEFAULT_TRAIN_PASSAGES)
+        return self.passage_examples(records, cfg.test_size or DEFAULT_TEST_PASSAGES)
+
+    def split_corpus(self, records: Records, cfg: TaskConfig) -> Splits:
+        """Enough passages for both caps, the last TEST_SHARE of them as the test split."""
+        return held_out_tail(self.passage_examples(records, passage_limit(cfg.train_size, cfg.test_size)))
+
+    def from_hub(self, hub_id: str, cfg: TaskConfig) -> Splits:
+        """BookCorpus has a train split only: it is split like one local file."""
+        return self.split_corpus(hub.records(hub_id, self.HUB_CONFIG, "train"), cfg)

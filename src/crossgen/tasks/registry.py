@@ -1,158 +1,192 @@
-"""Task names -> loaders: `load_task(cfg, seed)` is the one entry point.
+"""Task names -> `Task` classes: `register_task`, `get_task`, `load_task`, `task_names`.
 
-Real tasks (source hub or local): sciq, gsm8k, arc_easy, arc_challenge, bookcorpus.
-Generated stand-ins (source offline): offline_science, offline_arithmetic, offline_reasoning,
-offline_stories. An offline name ignores the default source "hub" (there is nothing to
-download) but rejects source "local"; a real name rejects source "offline".
+Every module of the `crossgen.tasks` package (and its subpackages) is imported on the first
+lookup, and a task module registers its class when imported, so a new task is one new file
+in this package. Shipped: sciq, gsm8k, arc_easy, arc_challenge, bookcorpus (source hub or
+local) and the generated stand-ins offline_science, offline_arithmetic, offline_reasoning,
+offline_stories (source offline; the default source "hub" is accepted too, "local" is not).
+
+An installed package adds tasks through the ``crossgen.tasks`` entry-point group: an entry
+point named like the task, pointing at its Task class (``mytask = "mypkg.tasks:MyTask"``) or
+at a module whose ``@register_task`` runs on import. It is loaded when its name is first
+asked for; a built-in task of the same name wins.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-from types import ModuleType
-from typing import Any, Iterable, Optional
+import importlib
+import pkgutil
+from collections.abc import Callable
+from importlib.metadata import EntryPoint, entry_points
+from typing import TYPE_CHECKING, Optional, TypeVar
 
-from crossgen.config import TaskConfig
-from crossgen.data import Example, real_source
+from crossgen.data import ExperimentData, TaskSplit
 from crossgen.errors import InputError
-from crossgen.tasks import arc, books, gsm8k, hub, sciq
-from crossgen.tasks.base import TaskData, finish, hold_out
-from crossgen.tasks.offline import GENERATORS
-from crossgen.tasks.readers import check_path, data_files, iter_records, split_files
+from crossgen.tasks.base import Task
+
+if TYPE_CHECKING:
+    from crossgen.config import RunConfig, TaskConfig
+
+ENTRY_POINT_GROUP = "crossgen.tasks"
+
+T = TypeVar("T", bound=type)
+_TASKS: dict[str, type[Task]] = {}
+_discovered = False
 
 
-@dataclass(frozen=True)
-class RealTask:
-    module: ModuleType  # sciq, gsm8k, arc or books: FAMILY, ROLE, HUB_ID (+ format_record)
-    hub_config: Optional[str] = None
+def register_task(name: str) -> Callable[[T], T]:
+    """Class decorator: make a `Task` subclass loadable as ``task.name: <name>``.
 
-    @property
-    def narrative(self) -> bool:
-        return self.module is books
+    Parameters
+    ----------
+    name
+        The task's name in configs, tables and pools (one class per name; a second class
+        under a taken name is an error).
 
+    Returns
+    -------
+    callable
+        The decorator; it sets the class's `name` and returns the class unchanged.
 
-REAL_TASKS = {
-    "sciq": RealTask(sciq),
-    "gsm8k": RealTask(gsm8k, gsm8k.HUB_CONFIG),
-    "arc_easy": RealTask(arc, arc.HUB_CONFIGS["arc_easy"]),
-    "arc_challenge": RealTask(arc, arc.HUB_CONFIGS["arc_challenge"]),
-    "bookcorpus": RealTask(books),
-}
-OFFLINE_TASKS = tuple(GENERATORS)
-TASK_NAMES = (*REAL_TASKS, *OFFLINE_TASKS)
-ROLE_OF = {**{n: t.module.ROLE for n, t in REAL_TASKS.items()}, **{n: g.ROLE for n, g in GENERATORS.items()}}
+    Examples
+    --------
+    >>> @register_task("my_task")                          # doctest: +SKIP
+    ... class MyTask(GeneratedTask):
+    ...     def generate(self, seed, train_size, test_size): ...
+    """
+    if not isinstance(name, str) or not name.strip() or name != name.strip():
+        raise ValueError(f"a task name is a non-empty string without outer spaces, not {name!r}")
 
+    def decorate(cls: T) -> T:
+        if not (isinstance(cls, type) and issubclass(cls, Task)):
+            raise TypeError(f"@register_task({name!r}) decorates a Task subclass, not {cls!r}")
+        if cls.__dict__.get("name", name) != name:
+            raise ValueError(f"{cls.__qualname__} is already registered as {cls.name!r}: register a subclass per name")
+        old = _TASKS.get(name)
+        if old is not None and (old.__module__, old.__qualname__) != (cls.__module__, cls.__qualname__):
+            raise ValueError(f"task {name!r} is already registered by {old.__module__}.{old.__qualname__}")
+        cls.name = name
+        _TASKS[name] = cls
+        return cls
 
-def load_task(cfg: TaskConfig, seed: int) -> TaskData:
-    """The train and test examples of one task, capped by cfg.train_size / cfg.test_size."""
-    name = cfg.name
-    if name in GENERATORS:
-        if cfg.source == "local":
-            raise InputError("task.source", cfg.source, f"offline for task {name} (it is generated)")
-        gen = GENERATORS[name]
-        train, test = gen.generate(seed, cfg.train_size, cfg.test_size)
-        return finish(name, gen.ROLE, train, test, None, None, seed, "generated")
-    if name not in REAL_TASKS:
-        raise InputError("task.name", name, "one of " + ", ".join(TASK_NAMES))
-    if cfg.source == "offline":
-        raise InputError(
-            "task.source", cfg.source,
-            f"hub or local for task {name} (generated stand-ins: {', '.join(OFFLINE_TASKS)})",
-        )
-    task = REAL_TASKS[name]
-    if cfg.source == "hub":
-        train, test, where = _from_hub(task, cfg)
-    else:
-        train, test, where = _from_local(task, cfg)
-    return finish(name, task.module.ROLE, train, test, cfg.train_size, cfg.test_size, seed, where)
+    return decorate
 
 
-# --- hub ------------------------------------------------------------------------------------
+def _discover() -> None:
+    """Import every module of this package once (each registers its tasks)."""
+    global _discovered
+    if _discovered:
+        return
+    import crossgen.tasks as package
+
+    for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+        importlib.import_module(info.name)
+    _discovered = True
 
 
-def _from_hub(task: RealTask, cfg: TaskConfig) -> tuple[list[Example], list[Example], str]:
-    hub_id = cfg.hub_id or task.module.HUB_ID
-    where = f"hub {hub_id}"
-    if task.narrative:
-        train, test = _book_split(hub.records(hub_id, task.hub_config, "train"), cfg, cfg.name)
-        return train, test, where
-    train = _format(task, hub.records(hub_id, task.hub_config, "train"), cfg.name)
-    test = _format(task, hub.records(hub_id, task.hub_config, "test"), cfg.name)
-    return train, test, where
+def _entry_points() -> dict[str, EntryPoint]:
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
 
-# --- local files ----------------------------------------------------------------------------
+def _load_entry_point(ep: EntryPoint) -> None:
+    obj = ep.load()
+    if isinstance(obj, type) and issubclass(obj, Task) and ep.name not in _TASKS:
+        register_task(ep.name)(obj)
+    if ep.name not in _TASKS:
+        raise RuntimeError(f"entry point {ep.name} = {ep.value!r} (group {ENTRY_POINT_GROUP}) "
+                           f"registers no task {ep.name!r}")
 
 
-def _from_local(task: RealTask, cfg: TaskConfig) -> tuple[list[Example], list[Example], str]:
-    path = check_path(cfg.path)
-    where = str(path)
-    if path.is_file():
-        return (*_one_corpus(task, [path], cfg), where)
-    files = split_files(path)
-    if "train" not in files:
-        if task.narrative and data_files(path):  # a folder of books
-            return (*_one_corpus(task, data_files(path), cfg), where)
-        raise InputError(
-            "task.path", where,
-            "a folder with a train file and a test (or validation) file: train/test/validation "
-            "with .jsonl, .json, .parquet, .csv or .txt",
-        )
-    test_files = files.get("test") or files.get("validation")
-    if test_files is None:
-        return (*_one_corpus(task, files["train"], cfg), where)
-    if task.narrative:
-        train = _book_examples(_records(task, files["train"]), cfg.train_size or books.DEFAULT_TRAIN_PASSAGES, cfg.name)
-        test = _book_examples(_records(task, test_files), cfg.test_size or books.DEFAULT_TEST_PASSAGES, cfg.name)
-        return train, test, where
-    return _format(task, _records(task, files["train"]), cfg.name), _format(task, _records(task, test_files), cfg.name), where
+def get_task(name: str) -> Task:
+    """The registered task `name`, ready to load.
+
+    Parameters
+    ----------
+    name
+        A task name (``task.name`` of a config).
+
+    Returns
+    -------
+    Task
+        A new instance of the registered class.
+
+    Raises
+    ------
+    InputError
+        On ``task.name`` when no task has that name (the message lists the known ones).
+    """
+    _discover()
+    if name not in _TASKS:
+        ep = _entry_points().get(name)
+        if ep is not None:
+            _load_entry_point(ep)
+    if name not in _TASKS:
+        raise InputError("task.name", name, "one of " + ", ".join(task_names()))
+    return _TASKS[name]()
 
 
-def _one_corpus(task: RealTask, paths: list[Path], cfg: TaskConfig) -> tuple[list[Example], list[Example]]:
-    """One body of records split into train and test (books: the tail; else a fixed 90/10)."""
-    if task.narrative:
-        return _book_split(_records(task, paths), cfg, cfg.name)
-    return hold_out(_format(task, _records(task, paths), cfg.name))
+def task_names(generated: Optional[bool] = None) -> list[str]:
+    """Sorted names of every known task (built-in and installed through entry points).
+
+    Parameters
+    ----------
+    generated
+        True: only generated stand-ins (source offline); False: only real datasets;
+        None: all.
+    """
+    _discover()
+    for name, ep in _entry_points().items():
+        if name not in _TASKS:
+            _load_entry_point(ep)
+    return sorted(n for n, cls in _TASKS.items() if generated is None or cls.generated == generated)
 
 
-def _records(task: RealTask, paths: list[Path]) -> Iterable[tuple[str, Any]]:
-    for path in paths:
-        if path.suffix.lower() == ".txt" and not task.narrative:
-            raise InputError("task.path", str(path), f"a .jsonl, .json, .parquet or .csv file for {task.module.FAMILY} (plain text is for bookcorpus)")
-        yield from iter_records(path, task.module.FAMILY)
+def load_task(cfg: TaskConfig, seed: int) -> TaskSplit:
+    """The train and test examples of one task, capped by cfg.train_size / cfg.test_size.
+
+    Parameters
+    ----------
+    cfg
+        The task's config; ``cfg.name`` is looked up with `get_task`.
+    seed
+        The run seed.
+
+    Returns
+    -------
+    TaskSplit
+
+    Raises
+    ------
+    InputError
+        An unknown name, a source the task does not support, unreadable or empty data;
+        the field is named relative to the task ("task.path").
+    """
+    return get_task(cfg.name).load(cfg, seed)
 
 
-# --- formatting -----------------------------------------------------------------------------
+def load_experiment_data(cfg: RunConfig) -> ExperimentData:
+    """Every entity's private task and the public data of a text run, through `load_task`.
+
+    Errors name the field by its full config path (``entities.0.task.path``,
+    ``public.hub_id``), so a bad task is refused before anything is written.
+
+    Parameters
+    ----------
+    cfg
+        The run config.
+
+    Returns
+    -------
+    ExperimentData
+    """
+    private = [_load(e.task, cfg.seed, f"entities.{i}.") for i, e in enumerate(cfg.entities)]
+    return ExperimentData(private, _load(cfg.public, cfg.seed, "public."))
 
 
-def _format(task: RealTask, records: Iterable[tuple[str, Any]], name: str) -> list[Example]:
-    source = real_source(name)
-    return [Example(*task.module.format_record(record, where), source=source) for where, record in records]
-
-
-def _book_examples(records: Iterable[tuple[str, Any]], limit: int, name: str) -> list[Example]:
-    source = real_source(name)
-    return [Example(*books.split_passage(words), source=source)
-            for words in books.passages(books.sentences(records), limit=limit)]
-
-
-def _book_split(records: Iterable[tuple[str, Any]], cfg: TaskConfig, name: str) -> tuple[list[Example], list[Example]]:
-    examples = _book_examples(records, books.passage_limit(cfg.train_size, cfg.test_size), name)
-    return books.held_out_tail(examples)
-
-
-def prompts(task: TaskData, n: int, split: str = "test", seed: Optional[int] = None) -> list[str]:
-    """Prompts of one split: the first n (seed None), or n drawn with replacement by `seed`
-    (how the paper picks prompts for synthetic data)."""
-    import random
-
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', not {split!r}")
-    examples = task.test if split == "test" else task.train
-    if seed is None:
-        return [ex.prompt for ex in examples[:n]]
-    rng = random.Random(seed)
-    return [ex.prompt for ex in rng.choices(examples, k=n)] if examples else []
-
-
-__all__ = ["TASK_NAMES", "REAL_TASKS", "OFFLINE_TASKS", "ROLE_OF", "load_task", "prompts"]
+def _load(task_cfg: TaskConfig, seed: int, where: str) -> TaskSplit:
+    try:
+        return load_task(task_cfg, seed)
+    except InputError as exc:
+        if exc.field.startswith("task."):
+            field = where + (exc.field if where.startswith("entities") else exc.field[len("task."):])
+            raise InputError(field, exc.value, exc.allowed) from None
+        raise

@@ -21,8 +21,8 @@ from typing import Any, Optional
 import numpy as np
 import scipy.linalg
 
-from crossgen.theory.dynamics import _schedule_grams, _weights
 from crossgen.mixture import entity_weights
+from crossgen.theory.recursion import schedule_grams, weights
 from crossgen.theory.system import PINV_RTOL, FeatureSystem
 
 
@@ -76,14 +76,15 @@ def trajectory(system: FeatureSystem, alpha: Any, beta: Any, generations: int,
                synthetic_schedule=None) -> SimpleNamespace:
     """Theorems 1-2 with dense matrices: mean (T+1,K,d), bias2, variance, mse (T+1,K),
     mspe (T+1,K,K), cov (T+1,Kd,Kd), M and C (lists), Q (list), G (list)."""
-    a, b = _weights(system, alpha, beta, generations)
+    a, b = weights(system, alpha, beta, generations)
     T = a.shape[0] - 1
-    schedule = _schedule_grams(system, synthetic_schedule, T)
+    schedule = schedule_grams(system, synthetic_schedule, T)
     K, d, s2 = system.K, system.d, system.sigma2
     Eb, B = initial_moments(system)
     out = SimpleNamespace(mean=[], bias2=[], variance=[], mse=[], mspe=[], cov=[], M=[], C=[],
                           Q=[], G=[])
-    M = C = None
+    M: Any = None
+    C: Any = None
     for t in range(T + 1):
         syn = system.synthetic_grams if (t == 0 or schedule is None) else schedule[t - 1]
         G, P, Q, S = matrices(system, a[t], b[t], syn)
@@ -149,7 +150,7 @@ def eq2_covariance(system: FeatureSystem, alpha: Any, beta: Any) -> np.ndarray:
 def asymptotic(system: FeatureSystem, alpha: Any, beta: Any, method: str = "lyapunov"):
     """Theorem 3 (corrected) with dense matrices: spectral_radius, mean (K,d), bias2,
     variance, mse (K,), mspe (K,K), cov (Kd,Kd). method: 'lyapunov' or 'eq2'."""
-    _, P, Q, S = _stationary(system, alpha, beta)
+    _, P, Q, _ = _stationary(system, alpha, beta)
     K, d, s2 = system.K, system.d, system.sigma2
     rho = float(np.max(np.abs(np.linalg.eigvals(Q))))
     Eb, B = initial_moments(system)

@@ -15,14 +15,25 @@ from typing import Any
 import numpy as np
 
 from crossgen.errors import InputError
-from crossgen.theory.dynamics import asymptotic, stationary_mse
 from crossgen.mixture import fraction_array
+from crossgen.theory.limit import asymptotic, stationary_mse
 from crossgen.theory.system import FeatureSystem, psd_pinv
 
 
 def pooled_ols_mse(system: FeatureSystem) -> float:
-    """MSE of min-norm OLS on all real data pooled: s2 tr(S^+) + ||(I - S^+ S) theta||^2,
-    S = sum_k S~_k + S*. The bias term is nonzero only when S is rank-deficient."""
+    """MSE of min-norm OLS on all real data pooled, the benchmark of the relative efficiency.
+
+    s2 tr(S^+) + ||(I - S^+ S) theta||^2 with S = sum_k S~_k + S*: O(K d^2 + d^3) given the
+    Grams. The bias term is nonzero only when S is rank-deficient.
+
+    Parameters
+    ----------
+    system : FeatureSystem
+
+    Returns
+    -------
+    float
+    """
     S = system.private_grams.sum(axis=0) + system.public_gram
     Sp = psd_pinv(S)
     r = system.theta - Sp @ (S @ system.theta)
@@ -30,11 +41,26 @@ def pooled_ols_mse(system: FeatureSystem) -> float:
 
 
 def relative_efficiency(system: FeatureSystem, alpha: Any, beta: Any) -> np.ndarray:
-    """(K,) pooled-OLS MSE / asymptotic MSE of each entity; zeros when the workflow diverges.
+    """Pooled-OLS MSE / asymptotic MSE of each entity (Theorem 3; paper's Figure 2).
 
-    alpha, beta: stationary weights, a scalar or one per entity (see `asymptotic`)."""
+    Parameters
+    ----------
+    system : FeatureSystem
+    alpha, beta : float or array (K,)
+        Stationary weights: a scalar or one value per entity, in [0, 1] (see `asymptotic`).
+
+    Returns
+    -------
+    array (K,)
+        The efficiencies; zeros when the workflow diverges (rho(Q) >= 1).
+
+    Raises
+    ------
+    InputError
+        A weight outside [0, 1] or of the wrong shape.
+    """
     asym = asymptotic(system, alpha, beta)
-    if not asym.converges:
+    if asym.mse is None:                         # diverges
         return np.zeros(system.K)
     return pooled_ols_mse(system) / asym.mse
 
@@ -51,10 +77,25 @@ def _grid_axis(name: str, values: Any) -> np.ndarray:
 
 
 def efficiency_grid(system: FeatureSystem, alphas: Any, betas: Any) -> np.ndarray:
-    """(len(alphas), len(betas), K) relative efficiencies, weights shared by all entities.
+    """Relative efficiency of every entity on an alpha x beta grid (weights shared by all
+    entities), vectorised over the cells (`limit.stationary_mse`): O(cells K d^3).
 
-    Vectorised over the grid: one batched pseudo-inverse, eigen-decomposition and Stein
-    solve for all cells (see `dynamics.stationary_mse`), no Python loop over cells."""
+    Parameters
+    ----------
+    system : FeatureSystem
+    alphas, betas : sequence of float
+        Non-empty lists of weights in [0, 1].
+
+    Returns
+    -------
+    array (len(alphas), len(betas), K)
+        0 where the workflow diverges.
+
+    Raises
+    ------
+    InputError
+        An empty list or a value outside [0, 1], named like ``alphas[1]``.
+    """
     a = _grid_axis("alphas", alphas)
     b = _grid_axis("betas", betas)
     K = system.K
@@ -86,7 +127,25 @@ class OptimalWeights:
 
 
 def optimal_weights(system: FeatureSystem, alphas: Any, betas: Any) -> OptimalWeights:
-    """Per-entity and group (mean over entities) argmax of `efficiency_grid`."""
+    """The best stationary (alpha, beta) of every entity and of the group (mean efficiency
+    over the entities) on a grid, by relative efficiency.
+
+    Parameters
+    ----------
+    system : FeatureSystem
+    alphas, betas : sequence of float
+        The grid's axes, as for `efficiency_grid`.
+
+    Returns
+    -------
+    OptimalWeights
+        Ties go to the smallest alpha, then the smallest beta.
+
+    Raises
+    ------
+    InputError
+        As `efficiency_grid`.
+    """
     eff = efficiency_grid(system, alphas, betas)
     a, b = _grid_axis("alphas", alphas), _grid_axis("betas", betas)
     nb, K = b.size, system.K

@@ -19,33 +19,49 @@ Entities are numbered from 0, as in ``SimulationResult.to_frame``.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from crossgen.io import atomic_path
+from crossgen.theory import efficiency_grid, pooled_ols_mse, trajectory
+from crossgen.theory.scenarios import figure2_system, figure4_system
+from crossgen.theory.simulate import simulate
 
-from crossgen.theory.simulate import simulate  # noqa: E402
-from crossgen.theory import efficiency_grid, pooled_ols_mse, trajectory  # noqa: E402
-from crossgen.theory.scenarios import figure2_system, figure4_system  # noqa: E402
-from crossgen.io import atomic_path  # noqa: E402
+if TYPE_CHECKING:
+    import pandas as pd
 
 COLUMNS = ["alpha", "beta", "entity", "source", "value", "stderr"]
-COLOURS = plt.get_cmap("tab10").colors
+
+MC_REPLICATES = 4000
+"""Monte Carlo replicates per point of both figures (the CLI's default too)."""
 
 
 # ----------------------------------------------------------------------------- shared
 
 
+def _pyplot():
+    """matplotlib.pyplot on the Agg backend, imported on first use (it costs ~0.5 s)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _colours() -> tuple:
+    return _pyplot().get_cmap("tab10").colors
+
+
 def _rows(source: str, values: np.ndarray, stderr: np.ndarray | None = None, **keys) -> pd.DataFrame:
     """Tidy rows for one array of values: one row per entry, keys broadcast alongside."""
+    import pandas as pd
+
     values = np.asarray(values, dtype=float)
-    out = {k: np.broadcast_to(np.asarray(v), values.shape).ravel() for k, v in keys.items()}
+    out: dict[str, Any] = {k: np.broadcast_to(np.asarray(v), values.shape).ravel() for k, v in keys.items()}
     out["source"] = source
     out["value"] = values.ravel()
     out["stderr"] = np.nan if stderr is None else np.asarray(stderr, dtype=float).ravel()
@@ -61,7 +77,7 @@ def _save(fig, frame: pd.DataFrame, out_dir, name: str) -> dict[str, Path]:
         frame.to_csv(tmp, index=False, float_format="%.10g")
     with atomic_path(paths["png"]) as tmp:
         fig.savefig(tmp, format="png", dpi=130, bbox_inches="tight")
-    plt.close(fig)
+    _pyplot().close(fig)
     return paths
 
 
@@ -73,7 +89,7 @@ def _errorbar(ax, x, y, err, colour, marker="o", label=None) -> None:
 # ----------------------------------------------------------------------------- figure 2
 
 
-def figure2_data(seed: int = 0, replicates: int = 2000,
+def figure2_data(seed: int = 0, replicates: int = MC_REPLICATES,
                  alphas: Sequence[float] = tuple(np.linspace(0, 1, 41)),
                  betas: Sequence[float] = (0.1, 0.5, 0.9),
                  mc_alphas: Sequence[float] = (0.1, 0.3, 0.5, 0.7, 0.9),
@@ -83,11 +99,13 @@ def figure2_data(seed: int = 0, replicates: int = 2000,
 
     Every Monte Carlo point uses the same seed (common random numbers across weights).
     """
+    import pandas as pd
+
     system = figure2_system()
-    alphas, betas = np.asarray(alphas, float), np.asarray(betas, float)
+    a_grid, b_grid = np.asarray(alphas, float), np.asarray(betas, float)
     K = system.K
-    grid = efficiency_grid(system, alphas, betas)  # (na, nb, K)
-    frames = [_rows("theory", grid, alpha=alphas[:, None, None], beta=betas[None, :, None],
+    grid = efficiency_grid(system, a_grid, b_grid)  # (na, nb, K)
+    frames = [_rows("theory", grid, alpha=a_grid[:, None, None], beta=b_grid[None, :, None],
                     entity=np.arange(K))]
     pooled = pooled_ols_mse(system)
     for b in betas:
@@ -104,8 +122,9 @@ def _mc_note(replicates: int) -> str:
             "panel (so their deviations are correlated)")
 
 
-def plot_figure2(frame: pd.DataFrame, mc_generation: int = 40, replicates: int = 2000):
+def plot_figure2(frame: pd.DataFrame, mc_generation: int = 40, replicates: int = MC_REPLICATES):
     """One panel per entity: efficiency vs alpha, a line per beta, MC points with error bars."""
+    plt, colours = _pyplot(), _colours()
     entities = sorted(frame.entity.unique())
     betas = sorted(frame.beta.unique())
     fig, axes = plt.subplots(1, len(entities), figsize=(3.4 * len(entities), 3.6),
@@ -114,8 +133,8 @@ def plot_figure2(frame: pd.DataFrame, mc_generation: int = 40, replicates: int =
         for i, b in enumerate(betas):
             sel = frame[(frame.entity == k) & (frame.beta == b)]
             th, mc = sel[sel.source == "theory"], sel[sel.source == "monte_carlo"]
-            ax.plot(th.alpha, th.value, color=COLOURS[i], lw=1.8, label=f"β = {b:g}")
-            _errorbar(ax, mc.alpha, mc.value, mc.stderr, COLOURS[i])
+            ax.plot(th.alpha, th.value, color=colours[i], lw=1.8, label=f"β = {b:g}")
+            _errorbar(ax, mc.alpha, mc.value, mc.stderr, colours[i])
         ax.set_title(f"entity {k}")
         ax.set_xlabel("α (share of synthetic data)")
         ax.set_xlim(-0.02, 1.02)
@@ -134,12 +153,33 @@ def plot_figure2(frame: pd.DataFrame, mc_generation: int = 40, replicates: int =
     return fig
 
 
-def figure2(out_dir, seed: int = 0, replicates: int = 2000,
+def figure2(out_dir, seed: int = 0, replicates: int = MC_REPLICATES,
             alphas: Sequence[float] = tuple(np.linspace(0, 1, 41)),
             betas: Sequence[float] = (0.1, 0.5, 0.9),
             mc_alphas: Sequence[float] = (0.1, 0.3, 0.5, 0.7, 0.9),
             mc_generation: int = 40) -> dict[str, Path]:
-    """Write figure2.png and figure2.csv into out_dir; return {'png': path, 'csv': path}."""
+    """Draw the paper's Figure 2 (relative efficiency over alpha, a curve per beta, Monte Carlo
+    points on top) for its system (`scenarios.figure2_system`).
+
+    Parameters
+    ----------
+    out_dir : path
+        Folder for figure2.png and figure2.csv (created if missing; each file is written
+        whole or not at all).
+    seed, replicates : int
+        Monte Carlo seed and replicates per point (default `MC_REPLICATES`).
+    alphas, betas : sequence of float
+        The exact curves' alpha grid and the betas (one curve each).
+    mc_alphas : sequence of float
+        Alphas of the Monte Carlo points.
+    mc_generation : int
+        Generation at which the Monte Carlo MSE stands in for the limit.
+
+    Returns
+    -------
+    dict
+        {'png': path, 'csv': path}.
+    """
     frame = figure2_data(seed, replicates, alphas, betas, mc_alphas, mc_generation)
     return _save(plot_figure2(frame, mc_generation, replicates), frame, out_dir, "figure2")
 
@@ -149,10 +189,12 @@ def figure2(out_dir, seed: int = 0, replicates: int = 2000,
 FIGURE4_WEIGHTS = (0.0, 0.5, 1.0)
 
 
-def figure4_data(seed: int = 0, replicates: int = 2000, generations: int = 15,
+def figure4_data(seed: int = 0, replicates: int = MC_REPLICATES, generations: int = 15,
                  weights: Sequence[float] = FIGURE4_WEIGHTS) -> pd.DataFrame:
     """Figure 4's numbers: exact MSE per generation and entity (Theorem 2, beta applied from
     generation 0 on) and the simulated MSE with its stderr, for every (alpha, beta) pair."""
+    import pandas as pd
+
     system = figure4_system()
     gen = np.arange(generations + 1)[:, None]
     ent = np.arange(system.K)[None, :]
@@ -161,16 +203,19 @@ def figure4_data(seed: int = 0, replicates: int = 2000, generations: int = 15,
         for a in weights:
             exact = trajectory(system, a, b, generations).mse
             sim = simulate(system, a, b, generations, replicates, seed=seed)
-            keys = dict(generation=gen, alpha=a, beta=b, entity=ent)
+            keys: dict[str, Any] = dict(generation=gen, alpha=a, beta=b, entity=ent)
             frames.append(_rows("theory", exact, **keys))
             frames.append(_rows("monte_carlo", sim.mse, sim.mse_stderr, **keys))
     return pd.concat(frames, ignore_index=True)[["generation"] + COLUMNS]
 
 
-def plot_figure4(frame: pd.DataFrame, replicates: int = 2000):
+def plot_figure4(frame: pd.DataFrame, replicates: int = MC_REPLICATES):
     """A grid of panels, rows beta and columns alpha, each with its own MSE scale (the
     curves differ by orders of magnitude between panels): theory lines and Monte Carlo points
     with error bars, a colour per entity."""
+    from matplotlib.ticker import MaxNLocator
+
+    plt, colours = _pyplot(), _colours()
     betas, alphas = sorted(frame.beta.unique()), sorted(frame.alpha.unique())
     entities = sorted(frame.entity.unique())
     fig, axes = plt.subplots(len(betas), len(alphas), figsize=(3.6 * len(alphas),
@@ -180,9 +225,9 @@ def plot_figure4(frame: pd.DataFrame, replicates: int = 2000):
         for k in entities:
             sel = frame[(frame.beta == b) & (frame.alpha == a) & (frame.entity == k)]
             th, mc = sel[sel.source == "theory"], sel[sel.source == "monte_carlo"]
-            ax.plot(th.generation, th.value, color=COLOURS[k], lw=1.6,
+            ax.plot(th.generation, th.value, color=colours[k], lw=1.6,
                     label=f"entity {k}, theory")
-            _errorbar(ax, mc.generation, mc.value, mc.stderr, COLOURS[k],
+            _errorbar(ax, mc.generation, mc.value, mc.stderr, colours[k],
                       label=f"entity {k}, Monte Carlo ±1 s.e.")
         ax.set_title(f"α = {a:g}, β = {b:g}", fontsize=10)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -201,8 +246,26 @@ def plot_figure4(frame: pd.DataFrame, replicates: int = 2000):
     return fig
 
 
-def figure4(out_dir, seed: int = 0, replicates: int = 2000, generations: int = 15,
+def figure4(out_dir, seed: int = 0, replicates: int = MC_REPLICATES, generations: int = 15,
             weights: Sequence[float] = FIGURE4_WEIGHTS) -> dict[str, Path]:
-    """Write figure4.png and figure4.csv into out_dir; return {'png': path, 'csv': path}."""
+    """Draw the paper's Figure 4 (MSE over generations, a panel per (alpha, beta), exact lines
+    and Monte Carlo points) for its system (`scenarios.figure4_system`).
+
+    Parameters
+    ----------
+    out_dir : path
+        Folder for figure4.png and figure4.csv (each written whole or not at all).
+    seed, replicates : int
+        Monte Carlo seed and replicates (default `MC_REPLICATES`).
+    generations : int
+        T, the last generation shown.
+    weights : sequence of float
+        The values of alpha (columns) and beta (rows).
+
+    Returns
+    -------
+    dict
+        {'png': path, 'csv': path}.
+    """
     frame = figure4_data(seed, replicates, generations, weights)
     return _save(plot_figure4(frame, replicates), frame, out_dir, "figure4")

@@ -12,12 +12,13 @@ covariance as traces of Frobenius products, O(K d^3 + K^2 d^2) per generation.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 import numpy as np
 
-from crossgen.theory.dynamics import _schedule_grams, _weights, cross_traces, iterate_states
+from crossgen.theory.recursion import cross_traces, iterate_states, schedule_grams, weights
 from crossgen.theory.system import FeatureSystem
 
 
@@ -34,9 +35,31 @@ class Homogenization:
 def homogenization(system: FeatureSystem, alpha: Any, beta: Any, generations: int,
                    synthetic_schedule: Optional[Sequence[Sequence[np.ndarray]]] = None
                    ) -> Homogenization:
-    """Consensus distance and error correlations per generation (weights as in `trajectory`)."""
-    a, b = _weights(system, alpha, beta, generations)
-    schedule = _schedule_grams(system, synthetic_schedule, a.shape[0] - 1)
+    """Consensus distance and error correlations of the entities, per generation.
+
+    Runs the recursion of `recursion`, O(T (K d^3 + K^2 d^2)).
+
+    Parameters
+    ----------
+    system : FeatureSystem
+    alpha, beta : float, sequence (T+1,) or array (T+1, K)
+        Weights, as for `trajectory`.
+    generations : int
+        T >= 0.
+    synthetic_schedule : sequence of T sequences of K arrays (m_tk, d), optional
+        As for `trajectory`.
+
+    Returns
+    -------
+    Homogenization
+
+    Raises
+    ------
+    InputError
+        As `trajectory`.
+    """
+    a, b = weights(system, alpha, beta, generations)
+    schedule = schedule_grams(system, synthetic_schedule, a.shape[0] - 1)
     K = system.K
     iu = np.triu_indices(K, 1)
     dist, corr, mean_corr = [], [], []

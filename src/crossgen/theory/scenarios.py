@@ -44,8 +44,28 @@ def low_rank_system(K: int, d: int, rank: int, n_private: Optional[int] = None,
                     theta: Optional[np.ndarray] = None) -> FeatureSystem:
     """K entities with rank-`rank` private features in random subspaces of R^d (see module).
 
-    n_private, n_public: rows per private set and of the public set (default 4d each);
-    public_rank: None (full rank d) or the rank of the public features.
+    Parameters
+    ----------
+    K, d, rank : int
+        Entities, dimension, and the rank (1 <= rank <= d) of each private feature matrix.
+    n_private, n_public : int, optional
+        Rows of each private set and of the public set (default 4d each).
+    seed : int, default 0
+        Seed of everything random: the same arguments give the same arrays.
+    public_rank : int, optional
+        None (full rank d) or the rank of the public features.
+    sigma2, theta
+        Passed to `FeatureSystem` (defaults 1 and ones(d)/sqrt(d)).
+
+    Returns
+    -------
+    FeatureSystem
+        Synthetic features = private features.
+
+    Raises
+    ------
+    InputError
+        A non-integer or out-of-range K, d, rank, n_private, n_public or public_rank.
     """
     K = check_int("K", K, 1)
     d = check_int("d", d, 1)

@@ -11,10 +11,12 @@ G, P, Q or M matrices), so that it can check the theory independently:
   with a = alpha_{t,k}, b = beta_{t,k}.
 
 Every fit is the minimum-norm solution of the sqrt-weight-scaled stacked design (blocks of
-zero weight dropped), computed by an SVD pseudo-inverse with the relative cut-off
-``max(rows, d) * eps`` (numpy's ``matrix_rank`` default). The designs do not depend on the
-replicate, so each distinct (entity, weights, synthetic features) pseudo-inverse is computed
-once and applied to all replicates at once, responses being the columns of one matrix.
+zero weight dropped), computed by an SVD pseudo-inverse with the estimator's one cut-off
+(`crossgen.theory.system.design_pinv`: singular values <= PINV_RCOND x the largest count as
+zero, the cut-off the theory applies to the eigenvalues of G = D'D). The designs do not depend
+on the replicate, so each distinct (entity, weights, synthetic features) pseudo-inverse is
+computed once and applied to all replicates at once, responses being the columns of one
+matrix.
 
 Reproducibility: replicates are grouped in blocks of ``BLOCK`` replicates; block b draws its
 noise from its own numpy Generator spawned from ``SeedSequence(seed)``, and the summary
@@ -26,17 +28,25 @@ weights either, so runs that differ only in alpha or beta use common random numb
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from crossgen.errors import InputError, check_int
 from crossgen.mixture import mixture_weights, weight_schedule
-from crossgen.theory.system import _feature_matrix, schedule_steps  # validation, no algebra
+from crossgen.theory.system import (  # validation and the estimator's pseudo-inverse only
+    FeatureSystem,
+    _feature_matrix,
+    design_pinv,
+    schedule_steps,
+)
 
-__all__ = ["BLOCK", "SimulationResult", "simulate", "simulate_loop"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["BLOCK", "SimulationResult", "simulate"]
 
 #: Replicates per random stream and per statistics block (the unit of reproducibility).
 BLOCK = 64
@@ -75,6 +85,8 @@ class SimulationResult:
 
     def to_frame(self) -> pd.DataFrame:
         """Tidy table with one row per (generation, entity): mse and mse_stderr."""
+        import pandas as pd
+
         n_gen, n_ent = self.mse.shape
         return pd.DataFrame(
             {
@@ -91,7 +103,7 @@ class SimulationResult:
 
 @dataclass(frozen=True)
 class _Data:
-    """The system's raw arrays as float64 (duck-typed on FeatureSystem's attributes)."""
+    """The arrays of the FeatureSystem being simulated (float64, read-only)."""
 
     private: tuple[np.ndarray, ...]
     public: np.ndarray
@@ -108,21 +120,10 @@ class _Data:
         return self.theta.shape[0]
 
     @classmethod
-    def of(cls, system) -> "_Data":
-        private = tuple(_matrix(x) for x in system.private)
-        synthetic = getattr(system, "synthetic", None)
-        synthetic = private if synthetic is None else tuple(_matrix(x) for x in synthetic)
-        return cls(
-            private=private,
-            public=_matrix(system.public),
-            synthetic=synthetic,
-            theta=np.asarray(system.theta, dtype=float).reshape(-1),
-            sigma=float(np.sqrt(float(system.sigma2))),
-        )
-
-
-def _matrix(x) -> np.ndarray:
-    return np.asarray(x, dtype=float)
+    def of(cls, system: FeatureSystem) -> _Data:
+        return cls(private=tuple(system.private), public=system.public,
+                   synthetic=tuple(system.synthetic or system.private),
+                   theta=np.asarray(system.theta), sigma=float(np.sqrt(system.sigma2)))
 
 
 def _schedule(schedule, data: _Data, generations: int) -> list[tuple[np.ndarray, ...]]:
@@ -155,21 +156,6 @@ def _schedule(schedule, data: _Data, generations: int) -> list[tuple[np.ndarray,
 # ----------------------------------------------------------------------------- fits
 
 
-def _rtol(rows: int, d: int) -> float:
-    """Relative singular-value cut-off of every fit (numpy's matrix_rank default)."""
-    return max(rows, d) * np.finfo(float).eps
-
-
-def _pinv(design: np.ndarray) -> np.ndarray:
-    """Moore-Penrose pseudo-inverse by SVD, singular values below ``_rtol`` * max dropped."""
-    rows, d = design.shape
-    if rows == 0:
-        return np.zeros((d, 0))
-    u, s, vt = np.linalg.svd(design, full_matrices=False)
-    keep = s > _rtol(rows, d) * s[0]
-    return (vt[keep].T / s[keep]) @ u[:, keep].T
-
-
 def _weighted_maps(blocks: Sequence[tuple[float, np.ndarray]]) -> list[np.ndarray | None]:
     """Linear maps of the weighted minimum-norm least-squares fit, one per data block.
 
@@ -179,7 +165,7 @@ def _weighted_maps(blocks: Sequence[tuple[float, np.ndarray]]) -> list[np.ndarra
     """
     used = [(np.sqrt(w), x) for w, x in blocks if w > 0 and x.shape[0] > 0]
     d = blocks[0][1].shape[1]
-    pinv = _pinv(np.vstack([r * x for r, x in used]) if used else np.zeros((0, d)))
+    pinv = design_pinv(np.vstack([r * x for r, x in used]) if used else np.zeros((0, d)))
     maps: list[np.ndarray | None] = []
     start = 0
     for w, x in blocks:
@@ -310,7 +296,7 @@ class _Moments:
 
 
 def simulate(
-    system,
+    system: FeatureSystem,
     alpha,
     beta,
     generations: int,
@@ -323,13 +309,36 @@ def simulate(
 ) -> SimulationResult:
     """Monte Carlo estimates of the mean, variance and MSE of every thetahat_tk.
 
-    ``alpha`` and ``beta`` are anything ``crossgen.mixture.weight_schedule`` accepts (a
-    scalar or a (T+1, K) array; alpha's row 0 is ignored). ``synthetic_schedule`` optionally
-    gives the synthetic features of generations 1..T (T sequences of K matrices). ``chunk`` is
-    the number of replicates processed at once (rounded up to a multiple of ``BLOCK``;
-    default: a chunk whose largest response matrix stays under ``CHUNK_BYTES``); it changes
-    memory and speed, never the numbers. ``progress(done, total)`` is called after each
-    generation of each chunk, with total = (T+1) * number of chunks.
+    Parameters
+    ----------
+    system : FeatureSystem
+    alpha, beta : float, sequence (T+1,) or array (T+1, K)
+        Anything `crossgen.mixture.weight_schedule` accepts; alpha's row 0 is ignored.
+    generations : int
+        T >= 0.
+    replicates : int
+        R >= 1 independent runs of the workflow.
+    seed : int, default 0
+        The numbers depend only on the seed and the inputs (see the module docstring).
+    synthetic_schedule : sequence of T sequences of K arrays (m_tk, d), optional
+        The synthetic features of generations 1..T (default the system's, every generation).
+    keep_estimates : bool, default False
+        Also return every estimate, (R, T+1, K, d).
+    chunk : int, optional
+        Replicates processed at once (rounded up to a multiple of ``BLOCK``; default: a
+        chunk whose largest response matrix stays under ``CHUNK_BYTES``); it changes memory
+        and speed, never the numbers.
+    progress : callable(done, total), optional
+        Called after each generation of each chunk, total = (T+1) x number of chunks.
+
+    Returns
+    -------
+    SimulationResult
+
+    Raises
+    ------
+    InputError
+        A bad weight, count, seed, chunk, schedule or progress argument, named.
     """
     T = check_int("generations", generations, 0)
     R = check_int("replicates", replicates, 1)
@@ -430,61 +439,3 @@ def _result(stats: _Moments, theta: np.ndarray, R: int, seed: int, estimates) ->
         seed=seed,
         estimates=estimates,
     )
-
-
-# ----------------------------------------------------------------------------- reference
-
-
-def simulate_loop(
-    system, alpha, beta, generations: int, replicates: int, seed: int = 0, synthetic_schedule=None
-) -> np.ndarray:
-    """The same workflow as a plain per-replicate loop: estimates (R, T+1, K, d).
-
-    A slow, obviously-literal reference for tests and benchmarks: every fit of every replicate
-    calls ``np.linalg.lstsq`` on the weighted stacked data, with nothing cached. It draws the
-    same noise as ``simulate`` (same blocks and streams), so the two agree to rounding error.
-    """
-    T = check_int("generations", generations, 0)
-    R = check_int("replicates", replicates, 1)
-    data = _Data.of(system)
-    alpha_w = weight_schedule("alpha", alpha, T, data.K)
-    beta_w = weight_schedule("beta", beta, T, data.K)
-    schedule = _schedule(synthetic_schedule, data, T)
-    streams = _streams(check_int("seed", seed, 0), -(-R // BLOCK))
-    out = np.empty((R, T + 1, data.K, data.d))
-    for b, stream in enumerate(streams):
-        private, public = _initial_responses(data, [stream])
-        noise = [None] + [
-            _noise([stream], sum(x.shape[0] for x in schedule[t - 1])) for t in range(1, T + 1)
-        ]
-        for i in range(min(BLOCK, R - b * BLOCK)):
-            out[b * BLOCK + i] = _loop_replicate(
-                data, alpha_w, beta_w, schedule, [y[:, i] for y in private], public[:, i],
-                [z if z is None else z[:, i] for z in noise],
-            )
-    return out
-
-
-def _loop_replicate(data: _Data, alpha, beta, schedule, private, public, noise) -> np.ndarray:
-    """One replicate of the workflow, fit by fit with lstsq: (T+1, K, d)."""
-    out = np.empty((alpha.shape[0], data.K, data.d))
-    for t in range(alpha.shape[0]):
-        if t:
-            xs = schedule[t - 1]
-            pooled_x = np.vstack(xs)
-            pooled_y = np.concatenate([x @ out[t - 1, j] for j, x in enumerate(xs)])
-            pooled_y = pooled_y + data.sigma * noise[t]
-        else:
-            pooled_x, pooled_y = np.zeros((0, data.d)), np.zeros(0)
-        for k in range(data.K):
-            w = _fit_weights(t, float(alpha[t, k]), float(beta[t, k]), data.K)
-            parts = [(w[0], data.private[k], private[k]), (w[1], data.public, public),
-                     (w[2], pooled_x, pooled_y)]
-            parts = [(np.sqrt(wi), x, y) for wi, x, y in parts if wi > 0 and x.shape[0] > 0]
-            if not parts:  # nothing to fit: the minimum-norm solution is 0
-                out[t, k] = 0.0
-                continue
-            design = np.vstack([r * x for r, x, _ in parts])
-            response = np.concatenate([r * y for r, _, y in parts])
-            out[t, k] = np.linalg.lstsq(design, response, rcond=_rtol(*design.shape))[0]
-    return out

@@ -13,15 +13,13 @@ from __future__ import annotations
 import os
 import signal
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
 import pandas as pd
 
 from crossgen.config import RunConfig
-from crossgen.data import Example, synthetic_source
+from crossgen.data import Example, ExperimentData, derive_seed, synthetic_source
 from crossgen.mixture import choose_prompts, get_paradigm, mixture
 from crossgen.workflow.progress import NullProgress, Progress
 from crossgen.workflow.store import RunStore
@@ -29,30 +27,6 @@ from crossgen.io import read_jsonl, write_jsonl, write_table
 
 # What a seed is for; part of the seed derivation, so never renumber.
 TRAIN, MIX, POOL, COMPLETE, INIT = range(5)
-
-
-@dataclass
-class TaskSplit:
-    """One dataset as the loop sees it (private task of an entity, or the public data)."""
-
-    name: str
-    train: list[Example]
-    test: list[Example]
-
-
-@dataclass
-class ExperimentData:
-    private: list[TaskSplit]  # one per entity, in entity order
-    public: TaskSplit
-
-    @property
-    def tasks(self) -> list[TaskSplit]:
-        return [*self.private, self.public]
-
-
-def derive_seed(run_seed: int, *keys: int) -> int:
-    """An independent 31-bit seed for one (generation, entity, purpose) of a run."""
-    return int(np.random.SeedSequence([run_seed, *keys]).generate_state(1)[0] >> 1)
 
 
 def kill_point(name: str) -> None:

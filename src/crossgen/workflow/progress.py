@@ -26,8 +26,9 @@ NullProgress = Progress
 class RichProgress(Progress):
     """Two bars: generations of the run, and the current training or evaluation phase."""
 
-    def __init__(self, label: str = "run", console: Optional[Console] = None):
+    def __init__(self, label: str = "run", console: Optional[Console] = None, note: Optional[str] = None):
         self.label = label
+        self.note = note  # printed once the run has started (after its input was validated)
         self.bar = RichBar(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TimeElapsedColumn(), TimeRemainingColumn(), console=console or Console(stderr=True),
@@ -37,6 +38,8 @@ class RichProgress(Progress):
         self.step_task: Optional[int] = None
 
     def start_run(self, generations: int, entities: Sequence[str]) -> None:
+        if self.note:
+            self.bar.console.print(self.note, highlight=False)
         self.bar.start()
         self.gens = self.bar.add_task(f"{self.label}: generations", total=generations)
         self.step_task = self.bar.add_task("starting", total=1)

@@ -1,8 +1,22 @@
-"""The transformers backend: causal language models, pretrained or built from scratch.
+"""The transformers backend ("hf"): causal language models, pretrained or built from scratch.
 
-`model` (HFModel, HFBackend), `train` (one generation's update through transformers'
-Trainer), `tokenizer` (the from-scratch byte-level BPE), `logging` (quiet transformers).
+`backend` (HFBackend, registered as "hf"; importing it does not import torch), `model`
+(HFModel), `train` (one generation's update through transformers' Trainer), `tokenizer`
+(the from-scratch byte-level BPE), `logging` (quiet transformers). `HFModel` is imported
+on first access.
 """
-from crossgen.backends.hf.model import HFBackend, HFModel
+from __future__ import annotations
+
+from typing import Any
+
+from crossgen.backends.hf.backend import HFBackend
 
 __all__ = ["HFBackend", "HFModel"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "HFModel":
+        from crossgen.backends.hf.model import HFModel
+
+        return HFModel
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,7 +4,13 @@ Pieces: the tokenised examples as a plain list dataset, a right-padding collator
 builds labels (padding masked with -100) and carries optional per-example weights, a
 `Trainer` subclass that applies the weighted loss and counts tokens without per-step
 host syncs, and a callback that forwards progress. `build_trainer` assembles them from a
-`TrainingConfig`; `HFModel.train` (hf.py) calls it.
+`TrainingConfig`; `HFModel.train` (model.py) calls `run_training`.
+
+Only public, documented Trainer and torch APIs are used: overrides of `compute_loss`,
+`training_step`, `get_batch_samples` and `floating_point_ops`, the `compute_loss_func`
+argument, `optimizer.state` and `model.zero_grad`. Python's `gc.freeze` keeps the
+Trainer's garbage collection (accelerate's `free_memory` at the start of every `train()`)
+from walking the whole heap (see `_collect_new_objects_only`).
 
 Weighted loss (mixing paradigm 'weighted-loss'), per optimizer step over the examples B
 of all its gradient-accumulation micro-batches:
@@ -14,14 +20,20 @@ of all its gradient-accumulation micro-batches:
 
 (target tokens: every real token after the first, padding excluded). Each micro-batch
 contributes sum_{i in micro} w_i loss_i / W with W the whole step's weight sum, so the
-accumulated gradient is exactly that of L(B). Without weights the Trainer's own loss is
-used: the token mean over the whole accumulated batch.
+accumulated gradient is exactly that of L(B). The loss is computed by `StepWeightedLoss`,
+passed as the Trainer's `compute_loss_func`: the documented contract of that argument is
+a loss already normalised over the whole accumulated batch, so `training_step` does not
+divide it by the number of accumulation steps again (transformers 4.46 to 5.x alike).
+Without weights the Trainer's own loss is used: the token mean over the whole accumulated
+batch.
 """
 from __future__ import annotations
 
+import contextlib
+import gc
 import math
 import tempfile
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -96,11 +108,44 @@ def weighted_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Ten
     return (weights * losses).sum() / total.clamp(min=torch.finfo(losses.dtype).tiny)
 
 
+class StepWeightedLoss:
+    """The `compute_loss_func` of a weighted run: sum_{i in micro} w_i loss_i / W.
+
+    `CrossgenTrainer.compute_loss` hands over the micro-batch's weights and W (the whole
+    optimizer step's weight sum while training; None: this batch's own sum) through
+    `prepare` just before the Trainer calls this with the model's outputs.
+    """
+
+    def __init__(self) -> None:
+        self.weights: Optional[torch.Tensor] = None
+        self.total: Optional[torch.Tensor] = None
+
+    def prepare(self, weights: Optional[torch.Tensor], total: Optional[torch.Tensor]) -> None:
+        self.weights, self.total = weights, total
+
+    def __call__(self, outputs: Any, labels: torch.Tensor, num_items_in_batch: Any = None) -> torch.Tensor:
+        weights, self.weights = self.weights, None
+        logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
+        if weights is None:  # a batch without weights: the plain token mean
+            return token_mean_loss(logits, labels, num_items_in_batch)
+        return weighted_loss(logits, labels, weights, self.total)
+
+
+def token_mean_loss(logits: torch.Tensor, labels: torch.Tensor, num_items: Any = None) -> torch.Tensor:
+    """Next-token cross-entropy summed over targets / `num_items` (default: their number),
+    as a causal LM computes its loss."""
+    targets = labels[:, 1:]
+    total = F.cross_entropy(logits[:, :-1].float().transpose(1, 2), targets, ignore_index=IGNORE, reduction="sum")
+    count = (targets != IGNORE).sum() if num_items is None else num_items
+    return total / torch.as_tensor(count, device=total.device).clamp(min=1)
+
+
 class CrossgenTrainer(Trainer):
     """Trainer with optional per-example loss weights and cheap bookkeeping.
 
     - weights arrive as a "weight" column (remove_unused_columns=False) and never reach
-      the model's forward;
+      the model's forward: `compute_loss` takes them out and hands them to the
+      `StepWeightedLoss` given as `compute_loss_func`;
     - the weight sum of a whole optimizer step is taken in `get_batch_samples`, which
       the Trainer calls once per step with all its micro-batches;
     - real tokens and per-step losses are accumulated as device tensors (one host sync
@@ -108,50 +153,35 @@ class CrossgenTrainer(Trainer):
     - FLOP counting (a parameter walk per micro-batch) is skipped.
     """
 
-    def __init__(self, *args: Any, weighted: bool = False, **kwargs: Any):
+    def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.weighted = weighted
-        if weighted:
-            # compute_loss already divides by the whole step's weight sum.
-            self.loss_is_scaled_for_ga = True
-        self._step_weight = None
-        self._tokens = None
+        self.weighted_loss = self.compute_loss_func if isinstance(self.compute_loss_func, StepWeightedLoss) else None
+        self._step_weight: Optional[torch.Tensor] = None
+        self._tokens: Optional[torch.Tensor] = None
         self._losses: list[tuple[int, torch.Tensor]] = []
-        if self.args.device.type == "cpu":
-            # The Trainer starts every train() with accelerator.free_memory(), whose
-            # gc.collect() costs ~0.2-0.4 s on a heap with transformers loaded; on a CPU
-            # there is no device cache to release, so only reset the bookkeeping.
-            self.accelerator.free_memory = _free_memory_without_gc(self.accelerator)
 
     def release(self) -> None:
-        """Drop optimizer state and accelerator references (the Trainer holds cycles, so
-        waiting for the garbage collector could keep Adam moments alive)."""
-        self.optimizer = None
-        self.lr_scheduler = None
-        for attr in ("optimizer", "lr_scheduler", "train_dataloader"):
-            setattr(self.callback_handler, attr, None)
-        acc = self.accelerator
-        acc._optimizers, acc._schedulers, acc._models, acc._dataloaders = [], [], [], []
-        if self.args.device.type != "cpu":
-            type(acc).free_memory(acc)
+        """Free the Adam moments and gradients now, through public objects (the Trainer
+        and its accelerator hold reference cycles, so dropping them waits for the
+        garbage collector)."""
+        if self.optimizer is not None:
+            self.optimizer.state.clear()
+        if self.model is not None:
+            self.model.zero_grad(set_to_none=True)
 
-    def get_batch_samples(self, epoch_iterator, num_batches, device):
-        batch_samples, num_items = super().get_batch_samples(epoch_iterator, num_batches, device)
-        if self.weighted and batch_samples:
-            self._step_weight = sum(b["weight"].sum() for b in batch_samples).to(device)
+    def get_batch_samples(self, *args: Any, **kwargs: Any):
+        batch_samples, num_items = super().get_batch_samples(*args, **kwargs)
+        if self.weighted_loss is not None and batch_samples:
+            self._step_weight = sum(b["weight"].sum() for b in batch_samples).to(self.args.device)
         return batch_samples, num_items
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        if "weight" not in inputs:
-            return super().compute_loss(model, inputs, return_outputs=return_outputs,
-                                        num_items_in_batch=num_items_in_batch)
-        inputs = dict(inputs)
-        weights = inputs.pop("weight")
-        labels = inputs.pop("labels")
-        outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
-        total = self._step_weight if (self._step_weight is not None and model.training) else None
-        loss = weighted_loss(outputs.logits, labels, weights, total)
-        return (loss, outputs) if return_outputs else loss
+        if self.weighted_loss is not None:
+            inputs = dict(inputs)
+            weights = inputs.pop("weight", None)
+            self.weighted_loss.prepare(weights, self._step_weight if model.training else None)
+        return super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                    num_items_in_batch=num_items_in_batch)
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         mask = inputs["attention_mask"]
@@ -179,13 +209,26 @@ class CrossgenTrainer(Trainer):
         return float(torch.stack(tail).float().mean().item())
 
 
-def _free_memory_without_gc(acc):
-    def free_memory(*objects):
-        acc._schedulers, acc._optimizers, acc._models, acc._dataloaders = [], [], [], []
-        acc.step = 0
-        return [None for _ in objects]
+@contextlib.contextmanager
+def _collect_new_objects_only() -> Iterator[None]:
+    """Inside, garbage collections walk only objects created inside.
 
-    return free_memory
+    Every `Trainer.train()` starts with accelerate's `free_memory()`, whose `gc.collect()`
+    walks the whole heap: 0.2-0.4 s on a CPU with torch and transformers loaded (~0.5M
+    objects), often more than a small update's training. `gc.freeze()` moves the objects
+    that exist now out of the collector's sight and `gc.unfreeze()` puts them back in the
+    oldest generation, so later collections see them as before (garbage among them is
+    only collected after this block, never lost). Skipped when the process has frozen
+    objects of its own, which `unfreeze` would release.
+    """
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 class ProgressForward(TrainerCallback):
@@ -242,7 +285,7 @@ def build_trainer(model, rows: list[dict[str, Any]], pad_token_id: int, cfg, see
         args=args,
         data_collator=Collator(pad_token_id),
         train_dataset=ListDataset(rows),
-        weighted="weight" in rows[0],
+        compute_loss_func=StepWeightedLoss() if "weight" in rows[0] else None,
         callbacks=[ProgressForward(progress)] if progress else None,
     )
     for cb in (PrinterCallback, ProgressCallback):
@@ -252,14 +295,37 @@ def build_trainer(model, rows: list[dict[str, Any]], pad_token_id: int, cfg, see
 
 def run_training(model, rows: list[dict[str, Any]], pad_token_id: int, cfg, seed: int, device: str,
                  progress: Optional[Callable[[int, int], None]] = None) -> tuple[int, int, float]:
-    """Train `model` in place; returns (steps, real tokens, final loss).
+    """Train `model` in place.
 
-    Leaves the model as found apart from its weights: eval mode, the accelerate
-    autocast wrapper removed, config.use_cache restored.
+    Parameters
+    ----------
+    model
+        A transformers causal LM, on `device`.
+    rows
+        {"input_ids": list[int]} per example, with "weight": float for the weighted loss.
+    pad_token_id
+        The padding token (its positions are masked, never targets).
+    cfg
+        A `TrainingConfig`.
+    seed
+        Shuffling, dropout and the Trainer's own seeding.
+    device
+        "cpu", "cuda[:N]" or "mps".
+    progress
+        Called as progress(step, total) after each optimizer step.
+
+    Returns
+    -------
+    (steps, tokens, final_loss)
+        Optimizer steps taken, real tokens seen, mean objective of the last 10 steps.
+
+    Leaves the model as found apart from its weights: eval mode, the accelerate autocast
+    wrapper removed, config.use_cache restored; the optimizer state is freed on return.
     """
     use_cache = getattr(model.config, "use_cache", None)
     # quiet: the Trainer sets the global transformers verbosity from log_level; restore it after
-    with tempfile.TemporaryDirectory(prefix="crossgen-trainer-") as out, quiet_transformers():
+    with _collect_new_objects_only(), tempfile.TemporaryDirectory(prefix="crossgen-trainer-") as out, \
+            quiet_transformers():
         trainer = build_trainer(model, rows, pad_token_id, cfg, seed, device, out, progress)
         trainer.train()
         steps = trainer.state.global_step
@@ -270,6 +336,11 @@ def run_training(model, rows: list[dict[str, Any]], pad_token_id: int, cfg, seed
             model.load_state_dict(unwrapped.state_dict())
         trainer.release()
         del trainer
+        gc.collect()  # the Trainer's cycles, now: only objects created since the freeze are walked
+        if device.startswith("cuda"):
+            torch.cuda.empty_cache()
+        elif device.startswith("mps"):
+            torch.mps.empty_cache()
     if use_cache is not None:
         model.config.use_cache = use_cache
     model.eval()

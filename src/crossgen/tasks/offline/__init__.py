@@ -4,13 +4,11 @@ Each task has its own closed vocabulary (content words are not shared between ta
 `common.word_types` and `common.overlap`), answers that are a learnable function of the prompt,
 and short examples, so that tiny models trained from scratch on a CPU learn them and the
 paper's cross-task effects can be seen. Default sizes: DEFAULT_TRAIN_SIZE train and
-DEFAULT_TEST_SIZE test examples per task.
+DEFAULT_TEST_SIZE test examples per task. One module per task (science, arithmetic,
+reasoning, stories), each registering a `GeneratedTask`.
 """
 from __future__ import annotations
 
-from crossgen.tasks.offline import arithmetic, reasoning, science, stories
 from crossgen.tasks.offline.common import DEFAULT_TEST_SIZE, DEFAULT_TRAIN_SIZE, FUNCTION_WORDS, overlap, word_types
 
-GENERATORS = {module.NAME: module for module in (science, arithmetic, reasoning, stories)}
-
-__all__ = ["GENERATORS", "DEFAULT_TRAIN_SIZE", "DEFAULT_TEST_SIZE", "FUNCTION_WORDS", "overlap", "word_types"]
+__all__ = ["DEFAULT_TRAIN_SIZE", "DEFAULT_TEST_SIZE", "FUNCTION_WORDS", "overlap", "word_types"]

@@ -12,10 +12,12 @@ import random
 from typing import Optional
 
 from crossgen.data import Example, real_source
+from crossgen.tasks.base import GeneratedTask
+from crossgen.tasks.gsm8k import verify_final_number
 from crossgen.tasks.offline.common import draw_unique, rng_for, sizes
+from crossgen.tasks.registry import register_task
 
 NAME = "offline_arithmetic"
-ROLE = "arithmetic"
 
 NAMES = ("Mia", "Ben", "Ava", "Leo", "Zoe", "Max", "Ivy", "Tom", "Lily", "Sam", "Nora", "Finn")
 ITEMS = ("pears", "plums", "apples", "coins", "marbles", "stickers", "pencils", "cookies",
@@ -60,7 +62,7 @@ def _problem(rng: random.Random) -> tuple[str, str]:
 
 def _example(problem: tuple[str, str]) -> Example:
     q, a = problem
-    return Example(f"Question: {q}\nAnswer:", f" {a}", real_source(NAME))
+    return Example(f"Question: {q}\nAnswer:", f" {a}", real_source(NAME), {"gold": a.rsplit("#### ", 1)[1]})
 
 
 def generate(seed: int, train_size: Optional[int] = None, test_size: Optional[int] = None) -> tuple[list[Example], list[Example]]:
@@ -69,3 +71,15 @@ def generate(seed: int, train_size: Optional[int] = None, test_size: Optional[in
     train = [_problem(rng) for _ in range(n_train)]
     test = draw_unique(_problem, n_test, rng, exclude={q for q, _ in train}, key=lambda p: p[0])
     return [_example(p) for p in train], [_example(p) for p in test]
+
+
+@register_task(NAME)
+class OfflineArithmetic(GeneratedTask):
+    """The GSM8K stand-in; a completion is right when its "#### N" matches."""
+
+    def generate(self, seed: int, train_size: Optional[int],
+                 test_size: Optional[int]) -> tuple[list[Example], list[Example]]:
+        return generate(seed, train_size, test_size)
+
+    def verify(self, completion: str, example: Example) -> bool:
+        return verify_final_number(completion, example)

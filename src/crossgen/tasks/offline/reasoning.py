@@ -13,10 +13,11 @@ import string
 from typing import Optional
 
 from crossgen.data import Example, real_source
+from crossgen.tasks.base import GeneratedTask
 from crossgen.tasks.offline.common import draw_unique, rng_for, sizes
+from crossgen.tasks.registry import register_task
 
 NAME = "offline_reasoning"
-ROLE = "multiple-choice"
 
 # name: (objects from low to high, questions for the top, for the bottom, "more than", "less than")
 SCALES = {
@@ -83,7 +84,8 @@ def _problem(rng: random.Random) -> tuple[str, tuple[str, ...], str]:
 def _example(problem: tuple[str, tuple[str, ...], str]) -> Example:
     q, choices, answer = problem
     listed = " ".join(f"({string.ascii_uppercase[i]}) {c}" for i, c in enumerate(choices))
-    return Example(f"Question: {q}\nChoices: {listed}\nAnswer:", f" {answer}", real_source(NAME))
+    return Example(f"Question: {q}\nChoices: {listed}\nAnswer:", f" {answer}", real_source(NAME),
+                   {"choices": choices, "gold": choices.index(answer)})
 
 
 def generate(seed: int, train_size: Optional[int] = None, test_size: Optional[int] = None) -> tuple[list[Example], list[Example]]:
@@ -92,3 +94,12 @@ def generate(seed: int, train_size: Optional[int] = None, test_size: Optional[in
     train = [_problem(rng) for _ in range(n_train)]
     test = draw_unique(_problem, n_test, rng, exclude={p[:2] for p in train}, key=lambda p: p[:2])
     return [_example(p) for p in train], [_example(p) for p in test]
+
+
+@register_task(NAME)
+class OfflineReasoning(GeneratedTask):
+    """The ARC stand-in; `Example.meta` holds the choices and the gold index."""
+
+    def generate(self, seed: int, train_size: Optional[int],
+                 test_size: Optional[int]) -> tuple[list[Example], list[Example]]:
+        return generate(seed, train_size, test_size)

@@ -11,10 +11,11 @@ from __future__ import annotations
 from typing import Optional
 
 from crossgen.data import Example, real_source
+from crossgen.tasks.base import GeneratedTask
 from crossgen.tasks.offline.common import capitalize, cycled, rng_for, sizes
+from crossgen.tasks.registry import register_task
 
 NAME = "offline_science"
-ROLE = "science-qa"
 
 TEMPLATES = {
     "kind": (
@@ -95,7 +96,8 @@ def question(relation: str, subject: str, template: int) -> str:
 
 def _example(fact: tuple[str, str, str], template: int) -> Example:
     relation, subject, answer = fact
-    return Example(f"Question: {question(relation, subject, template)}\nAnswer:", f" {answer}", real_source(NAME))
+    return Example(f"Question: {question(relation, subject, template)}\nAnswer:", f" {answer}", real_source(NAME),
+                   {"gold": answer})
 
 
 def generate(seed: int, train_size: Optional[int] = None, test_size: Optional[int] = None) -> tuple[list[Example], list[Example]]:
@@ -109,3 +111,12 @@ def generate(seed: int, train_size: Optional[int] = None, test_size: Optional[in
     train = [_example(*pair) for pair in cycled(train_pairs, n_train, rng)]
     test = [_example(*pair) for pair in cycled(test_pairs, n_test, rng)]
     return train, test
+
+
+@register_task(NAME)
+class OfflineScience(GeneratedTask):
+    """The SciQ stand-in; `Example.meta` gold is the short answer."""
+
+    def generate(self, seed: int, train_size: Optional[int],
+                 test_size: Optional[int]) -> tuple[list[Example], list[Example]]:
+        return generate(seed, train_size, test_size)

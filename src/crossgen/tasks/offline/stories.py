@@ -12,11 +12,12 @@ import random
 from typing import Optional
 
 from crossgen.data import Example, real_source
+from crossgen.tasks.base import GeneratedTask
 from crossgen.tasks.books import split_passage
 from crossgen.tasks.offline.common import capitalize, draw_unique, rng_for, sizes
+from crossgen.tasks.registry import register_task
 
 NAME = "offline_stories"
-ROLE = "narrative"
 PROMPT_WORDS = 10
 
 # character: (home, routines, fixed pronoun or None)
@@ -92,3 +93,14 @@ def generate(seed: int, train_size: Optional[int] = None, test_size: Optional[in
     train = [story(rng) for _ in range(n_train)]
     test = draw_unique(story, n_test, rng, exclude=set(train))
     return [_example(t) for t in train], [_example(t) for t in test]
+
+
+@register_task(NAME)
+class OfflineStories(GeneratedTask):
+    """The BookCorpus stand-in: passages, nothing to verify."""
+
+    narrative = True
+
+    def generate(self, seed: int, train_size: Optional[int],
+                 test_size: Optional[int]) -> tuple[list[Example], list[Example]]:
+        return generate(seed, train_size, test_size)

@@ -1,0 +1,150 @@
+"""`HFBackend`: the transformers backend ("hf") that makes and loads `HFModel`s.
+
+Importing this module is cheap (torch and transformers are imported when a backend is
+built), so the registry and the report can read the backend's capabilities without them.
+
+Models: pretrained ones come from `AutoModelForCausalLM.from_pretrained` (hub id passed
+through unchanged, e.g. facebook/opt-350m, meta-llama/Llama-3.2-1B; a local folder; or the
+offline cache), with weights in float32 unless ModelConfig.dtype says otherwise (see
+`_torch_dtype`), safetensors preferred, and EOS as the pad token when the tokenizer has
+none. From-scratch ones are GPT-2 (`ArchitectureConfig`) with a byte-level BPE tokenizer
+trained on the run's real text (tokenizer.py), initialised from `seed`.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
+
+from crossgen.backends.device import resolve_device
+from crossgen.backends.hf.logging import quiet_transformers
+from crossgen.backends.registry import register_backend
+from crossgen.errors import InputError
+from crossgen.tasks import load_experiment_data
+
+if TYPE_CHECKING:
+    from crossgen.backends.hf.model import HFModel
+    from crossgen.config import ModelConfig, RunConfig
+    from crossgen.data import ExperimentData
+
+NAME_FIELD = "model.name_or_path"
+NAME_ALLOWED = "a local model folder or a hub id available in the local cache (offline)"
+# owner/name or a bare name, as the hub spells repository ids
+_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
+
+
+def _torch_dtype(name: str) -> Any:
+    """ModelConfig.dtype -> weights dtype. 'auto' keeps float32 master weights (on a GPU the
+    Trainer's bf16 mixed precision does the rest), unlike transformers' 'auto' (checkpoint
+    dtype), because pure-bf16 AdamW at lr 8e-6 loses most updates to rounding."""
+    import torch
+
+    return {"auto": torch.float32, "float32": torch.float32,
+            "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+
+
+@register_backend("hf")
+class HFBackend:
+    """Builds and loads `HFModel`s for one `ModelConfig` (backend 'hf').
+
+    Parameters
+    ----------
+    model_cfg
+        ``cfg.model``: a pretrained ``name_or_path`` or a ``scratch`` architecture.
+    device
+        "auto", "cpu", "cuda[:N]" or "mps" (see `crossgen.backends.device`).
+    threads
+        torch's CPU threads (None: leave as is).
+    """
+
+    TEXT = True
+    LOSS_LABEL = "cross-entropy, nats"
+
+    def __init__(self, model_cfg: ModelConfig, device: str = "auto", threads: Optional[int] = None):
+        import torch
+
+        self.cfg = model_cfg
+        self.device = resolve_device(device)
+        if threads:
+            torch.set_num_threads(int(threads))
+
+    @classmethod
+    def from_config(cls, cfg: RunConfig) -> tuple[ExperimentData, HFBackend]:
+        """The configured tasks (`crossgen.tasks.load_experiment_data`) and a backend on
+        ``cfg.device`` with ``resources.threads`` (default: ``resources.cpus``) threads."""
+        data = load_experiment_data(cfg)
+        threads = cfg.resources.threads or max(1, int(cfg.resources.cpus))
+        return data, cls(cfg.model, device=cfg.device, threads=threads)
+
+    # -- Backend --------------------------------------------------------------------
+    def initial_model(self, real_texts: Sequence[str], seed: int) -> HFModel:
+        if self.cfg.scratch is not None:
+            return self._scratch(real_texts, seed)
+        assert self.cfg.name_or_path is not None  # ModelConfig requires one of the two
+        return self._pretrained(self.cfg.name_or_path, seed)
+
+    def load(self, directory: Path) -> HFModel:
+        directory = Path(directory)
+        if not (directory / "config.json").is_file():
+            raise InputError("model directory", str(directory), "a folder written by HFModel.save")
+        return self._from_pretrained(str(directory), field="model directory",
+                                     allowed="a folder written by HFModel.save")
+
+    # -- construction ---------------------------------------------------------------
+    def _scratch(self, real_texts: Sequence[str], seed: int) -> HFModel:
+        import torch
+        from transformers import GPT2Config, GPT2LMHeadModel
+
+        from crossgen.backends.hf.model import HFModel
+        from crossgen.backends.hf.tokenizer import train_tokenizer
+
+        arch = self.cfg.scratch
+        assert arch is not None
+        texts = [t for t in real_texts if t]
+        if not texts:
+            raise InputError("real_texts", 0, "some real text to train the tokenizer on")
+        # model_max_length stays huge: truncation is done in HFModel, by the rules of model.py
+        tokenizer = train_tokenizer(texts, arch.vocab_size)
+        config = GPT2Config(
+            n_layer=arch.n_layer, n_head=arch.n_head, n_embd=arch.n_embd, n_positions=arch.n_positions,
+            vocab_size=len(tokenizer), bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = GPT2LMHeadModel(config)
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+        model.generation_config.eos_token_id = tokenizer.eos_token_id
+        model.generation_config.bos_token_id = tokenizer.eos_token_id
+        return HFModel(model, tokenizer, self.device)
+
+    def _pretrained(self, name: str, seed: int) -> HFModel:
+        import torch
+
+        path = Path(name).expanduser()
+        if not path.exists() and not _HUB_ID.match(name):
+            raise InputError(NAME_FIELD, name, NAME_ALLOWED)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)  # any newly initialised head is seeded
+            return self._from_pretrained(str(path) if path.exists() else name, NAME_FIELD, NAME_ALLOWED)
+
+    def _from_pretrained(self, name: str, field: str, allowed: str) -> HFModel:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from crossgen.backends.hf.model import HFModel
+
+        try:
+            with quiet_transformers():
+                tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=self.cfg.trust_remote_code)
+                model = AutoModelForCausalLM.from_pretrained(
+                    name, trust_remote_code=self.cfg.trust_remote_code, dtype=_torch_dtype(self.cfg.dtype),
+                )
+        except (OSError, ValueError) as exc:
+            raise InputError(field, name, allowed) from exc
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        tokenizer.padding_side = "left"
+        if model.generation_config.pad_token_id is None:
+            model.generation_config.pad_token_id = tokenizer.pad_token_id
+        return HFModel(model, tokenizer, self.device)

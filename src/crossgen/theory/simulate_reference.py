@@ -1,0 +1,73 @@
+"""A literal per-replicate loop of the workflow that `simulate` batches: the reference of the
+Monte Carlo twin's tests and of benchmarks/bench_simulate.py.
+
+Every fit of every replicate calls ``np.linalg.lstsq`` (with the estimator's cut-off,
+``rcond=PINV_RCOND``) on the weighted stacked data, with nothing cached. It draws the same
+noise as `simulate` (same blocks and streams), so the two agree to rounding error.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from crossgen.errors import check_int
+from crossgen.mixture import weight_schedule
+from crossgen.theory.simulate import (
+    BLOCK,
+    _Data,
+    _fit_weights,
+    _initial_responses,
+    _noise,
+    _schedule,
+    _streams,
+)
+from crossgen.theory.system import PINV_RCOND
+
+
+def simulate_loop(
+    system, alpha, beta, generations: int, replicates: int, seed: int = 0, synthetic_schedule=None
+) -> np.ndarray:
+    """The workflow of `simulate` as a plain per-replicate loop: estimates (R, T+1, K, d)."""
+    T = check_int("generations", generations, 0)
+    R = check_int("replicates", replicates, 1)
+    data = _Data.of(system)
+    alpha_w = weight_schedule("alpha", alpha, T, data.K)
+    beta_w = weight_schedule("beta", beta, T, data.K)
+    schedule = _schedule(synthetic_schedule, data, T)
+    streams = _streams(check_int("seed", seed, 0), -(-R // BLOCK))
+    out = np.empty((R, T + 1, data.K, data.d))
+    for b, stream in enumerate(streams):
+        private, public = _initial_responses(data, [stream])
+        noise = [None] + [
+            _noise([stream], sum(x.shape[0] for x in schedule[t - 1])) for t in range(1, T + 1)
+        ]
+        for i in range(min(BLOCK, R - b * BLOCK)):
+            out[b * BLOCK + i] = _loop_replicate(
+                data, alpha_w, beta_w, schedule, [y[:, i] for y in private], public[:, i],
+                [z if z is None else z[:, i] for z in noise],
+            )
+    return out
+
+
+def _loop_replicate(data: _Data, alpha, beta, schedule, private, public, noise) -> np.ndarray:
+    """One replicate of the workflow, fit by fit with lstsq: (T+1, K, d)."""
+    out = np.empty((alpha.shape[0], data.K, data.d))
+    for t in range(alpha.shape[0]):
+        if t:
+            xs = schedule[t - 1]
+            pooled_x = np.vstack(xs)
+            pooled_y = np.concatenate([x @ out[t - 1, j] for j, x in enumerate(xs)])
+            pooled_y = pooled_y + data.sigma * noise[t]
+        else:
+            pooled_x, pooled_y = np.zeros((0, data.d)), np.zeros(0)
+        for k in range(data.K):
+            w = _fit_weights(t, float(alpha[t, k]), float(beta[t, k]), data.K)
+            parts = [(w[0], data.private[k], private[k]), (w[1], data.public, public),
+                     (w[2], pooled_x, pooled_y)]
+            parts = [(np.sqrt(wi), x, y) for wi, x, y in parts if wi > 0 and x.shape[0] > 0]
+            if not parts:  # nothing to fit: the minimum-norm solution is 0
+                out[t, k] = 0.0
+                continue
+            design = np.vstack([r * x for r, x, _ in parts])
+            response = np.concatenate([r * y for r, _, y in parts])
+            out[t, k] = np.linalg.lstsq(design, response, rcond=PINV_RCOND)[0]
+    return out
