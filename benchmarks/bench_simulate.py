@@ -6,6 +6,7 @@ alpha = beta = 0.5. The loop (``crossgen.theory.simulate_reference.simulate_loop
 replicate) runs on a few replicates and is extrapolated linearly. Prints one run's timings
 and the ratio; the target for the batched simulator is under 10 s.
 """
+
 from __future__ import annotations
 
 import argparse

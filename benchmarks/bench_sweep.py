@@ -26,6 +26,7 @@ daemons take from the 2 cores (in-run time +12% against the process pool), not p
 latency, so batching seeds barely helps. ray.init: 2-5 s. Expanding and validating all
 8820 runs: < 0.1 s; aggregation: ~1.5 ms per run (~13 s for 8820).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,10 +40,10 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from crossgen.sweep import build_sweep, run_sweep  # noqa: E402
-from crossgen.sweep.executors import machine_cpus  # noqa: E402
+from crossgen.sweep import build_sweep, run_sweep
+from crossgen.sweep.executors import machine_cpus
 
 GRID = [round(float(v), 2) for v in np.linspace(0, 1, 21)]
 FULL_CELLS = len(GRID) ** 2
@@ -56,7 +57,7 @@ def subset_axes(cells: int) -> tuple[list[float], list[float]]:
     """About `cells` cells spread over the grid (a ceil(sqrt) x ... sub-grid)."""
     na = max(1, int(np.ceil(np.sqrt(cells))))
     nb = max(1, int(np.ceil(cells / na)))
-    pick = lambda n: [GRID[i] for i in np.linspace(0, len(GRID) - 1, n).round().astype(int)]  # noqa: E731
+    pick = lambda n: [GRID[i] for i in np.linspace(0, len(GRID) - 1, n).round().astype(int)]
     return pick(na), pick(nb)
 
 
@@ -97,8 +98,11 @@ def main() -> None:
     ap.add_argument("--cells", type=int, default=4, help="cells of the subset (ignored with --full)")
     ap.add_argument("--seeds", type=int, default=20)
     ap.add_argument("--full", action="store_true", help="run all 8820 runs with every executor (hours)")
-    ap.add_argument("--executors", default="local,process,ray-1,ray-batched",
-                    help="comma list of local, process, ray-1 (a task per run), ray-batched (a task per cell)")
+    ap.add_argument(
+        "--executors",
+        default="local,process,ray-1,ray-batched",
+        help="comma list of local, process, ray-1 (a task per run), ray-batched (a task per cell)",
+    )
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
 
@@ -117,13 +121,23 @@ def main() -> None:
         alphas, betas = subset_axes(args.cells)
         sweep = build_sweep(spec(alphas, betas, args.seeds))
     runs = len(sweep.runs)
-    print(f"benchmark sweep: {len(sweep.cells)} cells x {args.seeds} seeds = {runs} runs (alpha {sweep.config.axes['alpha']}, "
-          f"beta {sweep.config.axes['beta']})")
+    print(
+        f"benchmark sweep: {len(sweep.cells)} cells x {args.seeds} seeds = {runs} runs "
+        f"(alpha {sweep.config.axes['alpha']}, "
+        f"beta {sweep.config.axes['beta']})"
+    )
     bare = bare_run_seconds(5)
     print(f"bare run_experiment (K=4, T=15), median of 5: {bare * 1000:.0f} ms\n")
 
-    results = {"cpus": cpus, "runs": runs, "cells": len(sweep.cells), "seeds": args.seeds,
-               "bare_run_s": bare, "expand_full_s": expand_s, "executors": {}}
+    results = {
+        "cpus": cpus,
+        "runs": runs,
+        "cells": len(sweep.cells),
+        "seeds": args.seeds,
+        "bare_run_s": bare,
+        "expand_full_s": expand_s,
+        "executors": {},
+    }
     ray_started = None
     for name in args.executors.split(","):
         kw: dict = {}
@@ -149,7 +163,9 @@ def main() -> None:
         r = timed_sweep(sweep, **kw)
         per_run = r["wall_s"] / runs
         row = {
-            "wall_s": r["wall_s"], "runs_per_s": runs / r["wall_s"], "cells_per_s": len(sweep.cells) / r["wall_s"],  # a cell = all its seeds
+            "wall_s": r["wall_s"],
+            "runs_per_s": runs / r["wall_s"],
+            "cells_per_s": len(sweep.cells) / r["wall_s"],  # a cell = all its seeds
             "wall_per_run_ms": per_run * 1000,
             # inside run_experiment, per run (contention between parallel workers shows here)
             "in_run_ms": r["run_s"] / runs * 1000,
@@ -160,11 +176,13 @@ def main() -> None:
             "full_sweep_extrapolated_h": len(full.runs) / (runs / r["wall_s"]) / 3600,
         }
         results["executors"][name] = row
-        print(f"{name:12s} {row['runs_per_s']:6.2f} runs/s  {row['cells_per_s']:6.3f} cells/s  "
-              f"{row['wall_per_run_ms']:6.0f} ms/run wall  {row['in_run_ms']:6.0f} ms in run  "
-              f"overhead {row['overhead_per_run_ms']:5.0f} ms/run "
-              f"(x{parallel} workers)  -> {len(full.runs)} runs: {row['full_sweep_extrapolated_h']:.2f} h "
-              f"(aggregation {row['aggregate_ms_per_run']:.1f} ms/run)")
+        print(
+            f"{name:12s} {row['runs_per_s']:6.2f} runs/s  {row['cells_per_s']:6.3f} cells/s  "
+            f"{row['wall_per_run_ms']:6.0f} ms/run wall  {row['in_run_ms']:6.0f} ms in run  "
+            f"overhead {row['overhead_per_run_ms']:5.0f} ms/run "
+            f"(x{parallel} workers)  -> {len(full.runs)} runs: {row['full_sweep_extrapolated_h']:.2f} h "
+            f"(aggregation {row['aggregate_ms_per_run']:.1f} ms/run)"
+        )
     if ray_started is not None:
         import ray
 

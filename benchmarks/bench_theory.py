@@ -8,6 +8,7 @@ Targets: asymptotic per-entity MSE for K = 1000, d = 100 under 1 s, and a 41 x 4
 grid of relative efficiencies for K = 4, d = 15 under 1 s. The CLI's own targets are in
 bench_theory_cli.py.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,7 +16,7 @@ import os
 import sys
 import time
 
-if "--threads" in sys.argv:                 # must happen before numpy loads its BLAS
+if "--threads" in sys.argv:  # must happen before numpy loads its BLAS
     _n = sys.argv[sys.argv.index("--threads") + 1]
     for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[_var] = _n
@@ -50,11 +51,14 @@ def reldiff(a, b):
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="skip the slowest dense cases")
-    p.add_argument("--threads", type=int, default=None,
-                   help="BLAS threads (sets OPENBLAS/OMP/MKL_NUM_THREADS before numpy loads)")
+    p.add_argument(
+        "--threads", type=int, default=None, help="BLAS threads (sets OPENBLAS/OMP/MKL_NUM_THREADS before numpy loads)"
+    )
     args = p.parse_args()
-    print(f"BLAS threads: {os.environ.get('OPENBLAS_NUM_THREADS', 'default')}, "
-          f"load average: {os.getloadavg()[0]:.1f}, cores: {os.cpu_count()}")
+    print(
+        f"BLAS threads: {os.environ.get('OPENBLAS_NUM_THREADS', 'default')}, "
+        f"load average: {os.getloadavg()[0]:.1f}, cores: {os.cpu_count()}"
+    )
     rows = []
 
     def row(case, secs, ref_secs, diff=None):
@@ -75,13 +79,11 @@ def main() -> None:
         s = low_rank_system(K=K, d=d, rank=5, seed=1)
         t_s, a = best(lambda s=s: asymptotic(s, 0.5, 0.5))
         row(f"asymptotic MSE, K={K} d={d}, structured", t_s, t_s)
-        t_l, ref = best(lambda s=s: dense.asymptotic(s, 0.5, 0.5, method="lyapunov"),
-                        repeat=1 if K * d > 500 else 3)
+        t_l, ref = best(lambda s=s: dense.asymptotic(s, 0.5, 0.5, method="lyapunov"), repeat=1 if K * d > 500 else 3)
         row(f"  dense Lyapunov (Kd={K * d})", t_l, t_s, reldiff(a.mse, ref.mse))
         if K * d <= 60:
             t_e, ref2 = best(lambda s=s: dense.asymptotic(s, 0.5, 0.5, method="eq2"), repeat=1)
-            row(f"  dense eq. (2) Kronecker ((Kd)^2={(K * d) ** 2})", t_e, t_s,
-                reldiff(a.mse, ref2.mse))
+            row(f"  dense eq. (2) Kronecker ((Kd)^2={(K * d) ** 2})", t_e, t_s, reldiff(a.mse, ref2.mse))
 
     # 3. the Figure 2 grid ----------------------------------------------------------------
     s = figure2_system()
@@ -101,6 +103,7 @@ def main() -> None:
     t_loop, eff_loop = best(loop_structured, repeat=1)
     row("  Python loop over cells, structured asymptotic", t_loop, t_g, reldiff(eff, eff_loop))
     if not args.quick:
+
         def loop_dense():
             pool = pooled_ols_mse(s)
             out = np.zeros_like(eff)
@@ -120,7 +123,7 @@ def main() -> None:
     row("trajectory T=15, K=4 d=15, structured", t_ts, t_ts)
     t_td, trd = best(lambda: dense.trajectory(s, 0.5, 0.5, 15))
     row("  dense M_t, C_t recursion", t_td, t_ts, reldiff(tr.mse, trd.mse))
-    t_tb, _ = best(lambda: trajectory(big, 0.5, 0.5, 15), repeat=1)
+    t_tb, _ = best(lambda: trajectory(big, 0.5, 0.5, 15), repeat=3)
     row("trajectory T=15, K=1000 d=100 (closed form; ratio to its limit)", t_tb, t_big)
     t_tm, _ = best(lambda: trajectory(big, 0.5, 0.5, 2).mspe, repeat=1)
     row("  T=2 with the (K x K) MSPE (recursion, on request)", t_tm, t_big)
@@ -130,8 +133,10 @@ def main() -> None:
     for case, secs, ratio, diff in rows:
         d = "" if diff is None else f"{diff:.1e}"
         print(f"{case:<{width}}  {secs:9.4f}  {ratio:9.2f}  {d:>12}")
-    print("ratio = seconds / seconds of the structured engine on the same case (first row of "
-          "its group); max rel diff = largest relative difference of the MSEs (or efficiencies)")
+    print(
+        "ratio = seconds / seconds of the structured engine on the same case (first row of "
+        "its group); max rel diff = largest relative difference of the MSEs (or efficiencies)"
+    )
 
 
 if __name__ == "__main__":

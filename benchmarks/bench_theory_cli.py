@@ -20,6 +20,7 @@ Targets: (cli-fn T + load) and process T within 1.2 x solver T; traj 15 at most 
 `crossgen --help` and `crossgen theory mse` on a small file under 1 s (printed last).
 On a shared machine the medians move by 10-20% between runs; compare ratios, not seconds.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,7 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-if "--threads" in sys.argv:                 # must happen before numpy loads its BLAS
+if "--threads" in sys.argv:  # must happen before numpy loads its BLAS
     _n = sys.argv[sys.argv.index("--threads") + 1]
     for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[_var] = _n
@@ -71,12 +72,15 @@ def python(*args: str):
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeat", type=int, default=5, help="repeats per case (median reported)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="BLAS threads (sets OPENBLAS/OMP/MKL_NUM_THREADS before numpy loads)")
+    p.add_argument(
+        "--threads", type=int, default=None, help="BLAS threads (sets OPENBLAS/OMP/MKL_NUM_THREADS before numpy loads)"
+    )
     p.add_argument("--no-subprocess", action="store_true", help="skip the `crossgen` processes")
     args = p.parse_args()
-    print(f"BLAS threads: {os.environ.get('OPENBLAS_NUM_THREADS', 'default')}, load average: "
-          f"{os.getloadavg()[0]:.1f}, cores: {os.cpu_count()}, repeats: {args.repeat}")
+    print(
+        f"BLAS threads: {os.environ.get('OPENBLAS_NUM_THREADS', 'default')}, load average: "
+        f"{os.getloadavg()[0]:.1f}, cores: {os.cpu_count()}, repeats: {args.repeat}"
+    )
     tmp = Path(tempfile.mkdtemp(prefix="bench_theory_cli_"))
     try:
         run(args, tmp)
@@ -92,25 +96,40 @@ def run(args, tmp: Path) -> None:
 
     def load():
         s = FeatureSystem.from_npz(big)
-        _ = s.private_grams, s.public_gram          # computed on first use: part of the load
+        _ = s.private_grams, s.public_gram  # computed on first use: part of the load
         return s
 
     system = load()
     cases = {"load": load, "limit": lambda: asymptotic(system, ALPHA, BETA)}
     for T in (0, 15):
         cases[f"traj {T}"] = lambda T=T: trajectory(system, ALPHA, BETA, T)
-        cases[f"solver {T}"] = lambda T=T: (trajectory(system, ALPHA, BETA, T).mse,
-                                            asymptotic(system, ALPHA, BETA), pooled_ols_mse(system))
+        cases[f"solver {T}"] = lambda T=T: (
+            trajectory(system, ALPHA, BETA, T).mse,
+            asymptotic(system, ALPHA, BETA),
+            pooled_ols_mse(system),
+        )
         cases[f"cli-fn {T}"] = lambda T=T: mse_result(system, ALPHA, BETA, T)
     if not args.no_subprocess:
         cases["start-up"] = python("-c", "import crossgen.cli")
         for T in (0, 15):
-            cases[f"process {T}"] = python("-m", "crossgen", "theory", "mse", str(big), "--alpha",
-                                           str(ALPHA), "--beta", str(BETA), "--generations", str(T),
-                                           "--json")
+            cases[f"process {T}"] = python(
+                "-m",
+                "crossgen",
+                "theory",
+                "mse",
+                str(big),
+                "--alpha",
+                str(ALPHA),
+                "--beta",
+                str(BETA),
+                "--generations",
+                str(T),
+                "--json",
+            )
         cases["help"] = python("-m", "crossgen", "--help")
-        cases["small"] = python("-m", "crossgen", "theory", "mse", str(small), "--alpha", "0.5",
-                                "--beta", "0.5", "--generations", "3")
+        cases["small"] = python(
+            "-m", "crossgen", "theory", "mse", str(small), "--alpha", "0.5", "--beta", "0.5", "--generations", "3"
+        )
     t = median_times(cases, n)
     got = mse_result(system, ALPHA, BETA, 15)
     want = trajectory(system, ALPHA, BETA, 15).mse
@@ -119,25 +138,39 @@ def run(args, tmp: Path) -> None:
     rows = [("limit (Theorem 3 alone)", t["limit"], "1.00 x limit")]
     for T in (0, 15):
         solver = t[f"solver {T}"]
-        rows += [(f"trajectory T={T} alone", t[f"traj {T}"], f"{t[f'traj {T}'] / t['limit']:.2f} x limit"),
-                 (f"solver T={T}: trajectory + limit + pooled", solver,
-                  f"{solver / t['limit']:.2f} x limit"),
-                 (f"CLI computation T={T} (mse_result)", t[f"cli-fn {T}"],
-                  f"{t[f'cli-fn {T}'] / solver:.2f} x solver, {t[f'cli-fn {T}'] / t['limit']:.2f} x limit"),
-                 (f"  + reading the file (load {t['load']:.3f} s)", t[f"cli-fn {T}"] + t["load"],
-                  f"{(t[f'cli-fn {T}'] + t['load']) / solver:.2f} x solver")]
+        rows += [
+            (f"trajectory T={T} alone", t[f"traj {T}"], f"{t[f'traj {T}'] / t['limit']:.2f} x limit"),
+            (f"solver T={T}: trajectory + limit + pooled", solver, f"{solver / t['limit']:.2f} x limit"),
+            (
+                f"CLI computation T={T} (mse_result)",
+                t[f"cli-fn {T}"],
+                f"{t[f'cli-fn {T}'] / solver:.2f} x solver, {t[f'cli-fn {T}'] / t['limit']:.2f} x limit",
+            ),
+            (
+                f"  + reading the file (load {t['load']:.3f} s)",
+                t[f"cli-fn {T}"] + t["load"],
+                f"{(t[f'cli-fn {T}'] + t['load']) / solver:.2f} x solver",
+            ),
+        ]
         if not args.no_subprocess:
             net = t[f"process {T}"] - t["start-up"]
-            rows.append((f"crossgen theory mse T={T}, process - start-up ({t['start-up']:.2f} s)",
-                         net, f"{net / solver:.2f} x solver"))
+            rows.append(
+                (
+                    f"crossgen theory mse T={T}, process - start-up ({t['start-up']:.2f} s)",
+                    net,
+                    f"{net / solver:.2f} x solver",
+                )
+            )
     width = max(len(r[0]) for r in rows)
     print(f"{'case (K=1000, d=100)':<{width}}  {'seconds':>8}  ratio")
     for case, secs, ratio in rows:
         print(f"{case:<{width}}  {secs:8.3f}  {ratio}")
     print(f"CLI mse vs trajectory(): largest relative difference {diff:.1e}")
     if not args.no_subprocess:
-        print(f"start-up: crossgen --help {t['help']:.2f} s, crossgen theory mse (K=3, d=5) "
-              f"{t['small']:.2f} s (target < 1 s each)")
+        print(
+            f"start-up: crossgen --help {t['help']:.2f} s, crossgen theory mse (K=3, d=5) "
+            f"{t['small']:.2f} s (target < 1 s each)"
+        )
 
 
 if __name__ == "__main__":

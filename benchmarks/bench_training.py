@@ -15,6 +15,7 @@ generated text; sequences ~64 tokens; batch 16. Prints, from one run:
   at temperature 1 from the trained model; new tokens counted by re-tokenising the text);
 - scoring throughput (examples/s and answer tokens/s).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,16 +28,59 @@ import time
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import torch  # noqa: E402
+import torch
 
-from crossgen.backends.hf import HFBackend  # noqa: E402
-from crossgen.backends.hf import train as hf_train  # noqa: E402
-from crossgen.config import ArchitectureConfig, GenerationConfig, ModelConfig, TrainingConfig  # noqa: E402
-from crossgen.data import Example  # noqa: E402
+from crossgen.backends.hf import HFBackend
+from crossgen.backends.hf import train as hf_train
+from crossgen.config import ArchitectureConfig, GenerationConfig, ModelConfig, TrainingConfig
+from crossgen.data import Example
 
-WORDS = ("the a one two three cat dog bird tree river stone light dark quick slow water fire "
-         "earth wind moves sees finds makes under over near far because when then and but "
-         "energy plant cell atom force heat sound number adds equals minus times").split()
+WORDS = [
+    "the",
+    "a",
+    "one",
+    "two",
+    "three",
+    "cat",
+    "dog",
+    "bird",
+    "tree",
+    "river",
+    "stone",
+    "light",
+    "dark",
+    "quick",
+    "slow",
+    "water",
+    "fire",
+    "earth",
+    "wind",
+    "moves",
+    "sees",
+    "finds",
+    "makes",
+    "under",
+    "over",
+    "near",
+    "far",
+    "because",
+    "when",
+    "then",
+    "and",
+    "but",
+    "energy",
+    "plant",
+    "cell",
+    "atom",
+    "force",
+    "heat",
+    "sound",
+    "number",
+    "adds",
+    "equals",
+    "minus",
+    "times",
+]
 
 
 def corpus(n: int, rng: random.Random) -> list[Example]:
@@ -80,17 +124,27 @@ def main() -> None:
     arch = ArchitectureConfig(n_layer=2, n_head=4, n_embd=128, n_positions=256, vocab_size=2048)
     backend = HFBackend(ModelConfig(scratch=arch), device="cpu", threads=args.threads)
     # a tokenizer corpus rich enough to fill ~2048 entries
-    texts = [e.text for e in data] + ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz ") for _ in range(200))
-                                      for _ in range(2000)]
+    texts = [e.text for e in data] + [
+        "".join(rng.choice("abcdefghijklmnopqrstuvwxyz ") for _ in range(200)) for _ in range(2000)
+    ]
     t0 = time.perf_counter()
     model = backend.initial_model(texts, seed=0)
     print(f"initial model (tokenizer training + build): {time.perf_counter() - t0:.2f} s, vocab {len(model.tokenizer)}")
-    cfg = TrainingConfig(max_steps=args.steps, learning_rate=3e-4, lr_scheduler_type="constant", warmup_ratio=0.0,
-                         per_device_train_batch_size=16, gradient_accumulation_steps=1, max_seq_length=256)
+    cfg = TrainingConfig(
+        max_steps=args.steps,
+        learning_rate=3e-4,
+        lr_scheduler_type="constant",
+        warmup_ratio=0.0,
+        per_device_train_batch_size=16,
+        gradient_accumulation_steps=1,
+        max_seq_length=256,
+    )
     ids = model.training_ids(data, 256)
     lengths = [len(x) for x in ids]
-    print(f"sequence length: mean {statistics.mean(lengths):.1f}, max {max(lengths)} tokens; batch 16; "
-          f"{args.steps} steps; threads {torch.get_num_threads()}")
+    print(
+        f"sequence length: mean {statistics.mean(lengths):.1f}, max {max(lengths)} tokens; batch 16; "
+        f"{args.steps} steps; threads {torch.get_num_threads()}"
+    )
 
     # the bare loop gets exactly the Trainer's batches: record them from one train() call
     initial = copy.deepcopy(model.model.state_dict())
@@ -132,7 +186,7 @@ def train_section(args, model, data, cfg, batches, bare_tokens) -> None:
         results["bare+clip"].append(bare_tokens / bare_loop(model.model, batches, 3e-4, 1.0))
         model.model.load_state_dict(initial)
         marks: list[float] = []
-        stats = model.train(data, cfg, seed=0, progress=lambda s, n: marks.append(time.perf_counter()))
+        stats = model.train(data, cfg, seed=0, progress=lambda s, n, marks=marks: marks.append(time.perf_counter()))
         results["train()"].append(stats.tokens / stats.seconds)
         # the step loop alone: from the first to the last step callback, scaled to all steps
         per_step = (marks[-1] - marks[0]) / (len(marks) - 1)
@@ -140,13 +194,17 @@ def train_section(args, model, data, cfg, batches, bare_tokens) -> None:
         setup.append(stats.seconds - per_step * args.steps)
         assert stats.steps == args.steps and stats.tokens == bare_tokens  # same batches
     best = {k: max(v) for k, v in results.items()}
-    print("\ntraining tokens/s (best of %d interleaved runs; median in brackets):" % args.repeats)
+    print(f"\ntraining tokens/s (best of {args.repeats} interleaved runs; median in brackets):")
     for k, v in best.items():
-        print(f"  {k:13s} {v:8.0f} [{statistics.median(results[k]):8.0f}]   "
-              f"{v / best['bare']:4.0%} of bare, {v / best['bare+clip']:4.0%} of bare+clip "
-              f"(median ratio {statistics.median(a / b for a, b in zip(results[k], results['bare'])):.0%})")
-    print(f"  train() overhead outside the step loop (tokenise, Trainer set-up, first step): "
-          f"{min(setup):.2f} s; 100 steps through train(): {bare_tokens / best['train()'] * 100 / args.steps:.2f} s")
+        print(
+            f"  {k:13s} {v:8.0f} [{statistics.median(results[k]):8.0f}]   "
+            f"{v / best['bare']:4.0%} of bare, {v / best['bare+clip']:4.0%} of bare+clip "
+            f"(median ratio {statistics.median(a / b for a, b in zip(results[k], results['bare'])):.0%})"
+        )
+    print(
+        f"  train() overhead outside the step loop (tokenise, Trainer set-up, first step): "
+        f"{min(setup):.2f} s; 100 steps through train(): {bare_tokens / best['train()'] * 100 / args.steps:.2f} s"
+    )
 
 
 def generate_section(args, model) -> None:
@@ -158,18 +216,22 @@ def generate_section(args, model) -> None:
         outs = model.generate(prompts, gcfg, seed=0)
         sec = time.perf_counter() - t0
         new_tokens = sum(len(x) for x in model.encode_answers(outs))
-        print(f"generation, batch {bs}: {len(outs)} completions, ~{new_tokens} new tokens in {sec:.2f} s "
-              f"= {new_tokens / sec:.0f} tokens/s")
+        print(
+            f"generation, batch {bs}: {len(outs)} completions, ~{new_tokens} new tokens in {sec:.2f} s "
+            f"= {new_tokens / sec:.0f} tokens/s"
+        )
 
 
 def score_section(model) -> None:
     test = corpus(400, random.Random(2))
     for bs in (16, 64):
         t0 = time.perf_counter()
-        total, count = model.score_sums(test, bs)
+        _total, count = model.score_sums(test, bs)
         sec = time.perf_counter() - t0
-        print(f"scoring, batch {bs}: {len(test)} examples ({count} answer tokens) in {sec:.2f} s = "
-              f"{len(test) / sec:.0f} examples/s, {count / sec:.0f} answer tokens/s")
+        print(
+            f"scoring, batch {bs}: {len(test)} examples ({count} answer tokens) in {sec:.2f} s = "
+            f"{len(test) / sec:.0f} examples/s, {count / sec:.0f} answer tokens/s"
+        )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ Target (issue 3): overhead under 10% of wall time.
 
     .venv/bin/python benchmarks/bench_workflow.py [--generations 2]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,8 +57,9 @@ def main() -> None:
     parser.add_argument("--generations", type=int, default=2)
     parser.add_argument("--initial-steps", type=int, default=300)
     args = parser.parse_args()
-    cfg = load_config(resolve_config("cpu"), {
-        "generations": args.generations, "initial_training.max_steps": args.initial_steps})
+    cfg = load_config(
+        resolve_config("cpu"), {"generations": args.generations, "initial_training.max_steps": args.initial_steps}
+    )
     build = run_module.build
 
     def timed_build(c):
@@ -88,8 +90,11 @@ def main() -> None:
         print(f"{name:<22}{TIMES[name]:>9.2f}{TIMES[name] / wall:>8.1%}")
     print(f"{'orchestration/mixing':<22}{other:>9.2f}{other / wall:>8.1%}")
     overhead = other + TIMES["checkpoint I/O"] + TIMES["initial model"]
-    print(f"outside train/generate/score (excluding embedding metrics): {overhead / (wall - TIMES['embedding metrics']):.1%}"
-          f"  (model work {model_work:.1f} s)")
+    print(
+        "outside train/generate/score (excluding embedding metrics): "
+        f"{overhead / (wall - TIMES['embedding metrics']):.1%}"
+        f"  (model work {model_work:.1f} s)"
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """Shared test data: the smallest linear-backend run config (runs in well under a second)."""
+
 import copy
 
 

@@ -1,5 +1,6 @@
 """The tree's shape (docs/DESIGN.md, "Architecture"): imports run one way between layers and
 there are no import cycles between modules, lazy (function-level) imports included."""
+
 import ast
 from functools import lru_cache
 from pathlib import Path
@@ -36,7 +37,9 @@ def _imports(path: Path, modules: frozenset) -> set[str]:
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name.startswith("crossgen")}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("crossgen") and node.level == 0:
+        elif (
+            isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("crossgen") and node.level == 0
+        ):
             for alias in node.names:
                 sub = f"{node.module}.{alias.name}"
                 found.add(sub if sub in modules else node.module)
@@ -56,27 +59,35 @@ def _layer(module: str) -> int:
 
 
 def test_every_top_level_module_has_a_layer():
-    tops = {p.stem if p.is_file() else p.name for p in PACKAGE.iterdir()
-            if (p.suffix == ".py" or (p.is_dir() and (p / "__init__.py").exists()))}
+    tops = {
+        p.stem if p.is_file() else p.name
+        for p in PACKAGE.iterdir()
+        if (p.suffix == ".py" or (p.is_dir() and (p / "__init__.py").exists()))
+    }
     assert tops <= set(LAYER_OF), f"add to LAYERS: {sorted(tops - set(LAYER_OF))}"
 
 
 def test_imports_never_go_up_a_layer():
-    upward = sorted(f"{mod} -> {dep}" for mod, deps in _graph().items() for dep in deps
-                    if dep != "crossgen" and _layer(dep) > _layer(mod))
+    upward = sorted(
+        f"{mod} -> {dep}"
+        for mod, deps in _graph().items()
+        for dep in deps
+        if dep != "crossgen" and _layer(dep) > _layer(mod)
+    )
     assert upward == []
 
 
 def test_no_import_cycles_between_modules():
-    graph = {m: {d for d in deps if d in _graph() and d != m and not m.startswith(d + ".")}
-             for m, deps in _graph().items()}
+    graph = {
+        m: {d for d in deps if d in _graph() and d != m and not m.startswith(d + ".")} for m, deps in _graph().items()
+    }
     cycles, state = [], {}
 
     def visit(node, stack):
         state[node] = "open"
         for dep in graph.get(node, ()):
             if state.get(dep) == "open":
-                cycles.append(" -> ".join([*stack[stack.index(dep):], dep]))
+                cycles.append(" -> ".join([*stack[stack.index(dep) :], dep]))
             elif dep not in state:
                 visit(dep, [*stack, dep])
         state[node] = "done"

@@ -1,5 +1,6 @@
 """The transformers backend on tiny models (1-2 layers, width 32): score, train, weighted
 loss, generate, save/load, pretrained loading. Keep the whole file well under a minute."""
+
 from __future__ import annotations
 
 import copy
@@ -38,8 +39,15 @@ def texts() -> list[str]:
 
 
 def train_cfg(**kw) -> TrainingConfig:
-    base = dict(max_steps=40, learning_rate=3e-3, lr_scheduler_type="constant", warmup_ratio=0.0,
-                per_device_train_batch_size=8, gradient_accumulation_steps=1, max_seq_length=64)
+    base = dict(
+        max_steps=40,
+        learning_rate=3e-3,
+        lr_scheduler_type="constant",
+        warmup_ratio=0.0,
+        per_device_train_batch_size=8,
+        gradient_accumulation_steps=1,
+        max_seq_length=64,
+    )
     base.update(kw)
     return TrainingConfig(**base)
 
@@ -74,7 +82,9 @@ def trained(backend) -> tuple[HFModel, float, float, TrainStats, list]:
     model = backend.initial_model(texts(), seed=0)
     before = model.score(corpus(), 8)
     calls = []
-    stats = model.train(corpus(), train_cfg(max_steps=300, learning_rate=1e-2), seed=0, progress=lambda s, n: calls.append((s, n)))
+    stats = model.train(
+        corpus(), train_cfg(max_steps=300, learning_rate=1e-2), seed=0, progress=lambda s, n: calls.append((s, n))
+    )
     return model, before, model.score(corpus(), 8), stats, calls
 
 
@@ -129,15 +139,19 @@ def hand_score(model: HFModel, examples: list[Example]) -> float:
 
 
 def test_score_equals_hand_computation(fresh):
-    examples = [Example("Q: red and blue?", " A: red blue red."), Example("Q: a much longer prompt here?", " A: x"),
-                Example("Hi", " there, a long answer with many tokens in it."), Example("", " empty prompt")]
+    examples = [
+        Example("Q: red and blue?", " A: red blue red."),
+        Example("Q: a much longer prompt here?", " A: x"),
+        Example("Hi", " there, a long answer with many tokens in it."),
+        Example("", " empty prompt"),
+    ]
     examples[3] = Example("x", " y")  # single-token prompt
     got = fresh.score(examples, batch_size=3)
     assert got == pytest.approx(hand_score(fresh, examples), rel=1e-5)
     # batch size does not matter
     assert fresh.score(examples, batch_size=1) == pytest.approx(got, rel=1e-5)
     # the count is exactly the answer tokens
-    total, count = fresh.score_sums(examples, 2)
+    _total, count = fresh.score_sums(examples, 2)
     assert count == sum(len(fresh.tokenizer(e.answer, add_special_tokens=False)["input_ids"]) for e in examples)
 
 
@@ -200,8 +214,13 @@ def test_training_continues_from_current_weights(backend):
 
 def test_gradient_accumulation_and_schedules_run(backend):
     m = backend.initial_model(texts(), seed=0)
-    stats = m.train(corpus(), train_cfg(max_steps=3, gradient_accumulation_steps=2,
-                                        lr_scheduler_type="constant_with_warmup", warmup_ratio=1.0), seed=0)
+    stats = m.train(
+        corpus(),
+        train_cfg(
+            max_steps=3, gradient_accumulation_steps=2, lr_scheduler_type="constant_with_warmup", warmup_ratio=1.0
+        ),
+        seed=0,
+    )
     assert stats.steps == 3
 
 
@@ -265,8 +284,12 @@ def test_weighted_step_is_the_same_with_gradient_accumulation(backend):
     results = []
     for batch, accumulation in ((8, 1), (4, 2)):
         m = no_dropout(backend.initial_model(texts(), seed=0))
-        stats = m.train(data, train_cfg(max_steps=1, per_device_train_batch_size=batch,
-                                        gradient_accumulation_steps=accumulation), seed=0, weights=weights)
+        stats = m.train(
+            data,
+            train_cfg(max_steps=1, per_device_train_batch_size=batch, gradient_accumulation_steps=accumulation),
+            seed=0,
+            weights=weights,
+        )
         results.append((stats.final_loss, state(m)))
     # Same sums in another grouping and padding width: float32 rounding only (~1e-7 relative);
     # a loss divided by the accumulation steps once too often would be off by a factor of 2.
@@ -287,7 +310,7 @@ def test_zero_weight_examples_have_no_influence(backend):
         m.train(mixed, cfg, seed=0, weights=weights)
         return state(m), m
 
-    sa, ma = run(poison_a)
+    sa, _ = run(poison_a)
     sb, _ = run(poison_b)
     assert same_weights(sa, sb, atol=1e-5)
     # ...while with weight 1 the poison does change the model
@@ -372,15 +395,17 @@ def test_missing_paths_are_input_errors(backend, tmp_path):
     missing = str(tmp_path / "does" / "not" / "exist")
     with pytest.raises(InputError) as err:
         HFBackend(ModelConfig(backend="hf", name_or_path=missing), device="cpu").initial_model([], 0)
-    assert str(err.value) == (f"invalid model.name_or_path: {missing} (allowed: a local model folder "
-                              "or a hub id available in the local cache (offline))")
+    assert str(err.value) == (
+        f"invalid model.name_or_path: {missing} (allowed: a local model folder "
+        "or a hub id available in the local cache (offline))"
+    )
     with pytest.raises(InputError):
         backend.load(tmp_path / "nothing-here")
 
 
 @pytest.mark.skipif(os.environ.get("HF_HUB_OFFLINE") != "1", reason="needs offline mode to fail fast")
 def test_uncached_hub_id_is_an_input_error_offline():
-    with pytest.raises(InputError, match="model.name_or_path: facebook/opt-350m"):
+    with pytest.raises(InputError, match=r"model\.name_or_path: facebook/opt-350m"):
         HFBackend(ModelConfig(backend="hf", name_or_path="facebook/opt-350m"), device="cpu").initial_model([], 0)
 
 
@@ -394,13 +419,32 @@ def test_pretrained_folder_loads_and_trains(family, tmp_path):
     tok = PreTrainedTokenizerFast(tokenizer_object=base.backend_tokenizer, eos_token="<|endoftext|>")
     torch.manual_seed(0)
     if family == "gpt2":
-        model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=2, n_embd=32, n_positions=64, vocab_size=len(base),
-                                           eos_token_id=tok.eos_token_id, bos_token_id=tok.eos_token_id))
+        model = GPT2LMHeadModel(
+            GPT2Config(
+                n_layer=1,
+                n_head=2,
+                n_embd=32,
+                n_positions=64,
+                vocab_size=len(base),
+                eos_token_id=tok.eos_token_id,
+                bos_token_id=tok.eos_token_id,
+            )
+        )
     else:
-        model = OPTForCausalLM(OPTConfig(num_hidden_layers=1, num_attention_heads=2, hidden_size=32, ffn_dim=64,
-                                         word_embed_proj_dim=32, max_position_embeddings=64, vocab_size=len(base),
-                                         eos_token_id=tok.eos_token_id, bos_token_id=tok.eos_token_id,
-                                         pad_token_id=tok.eos_token_id))
+        model = OPTForCausalLM(
+            OPTConfig(
+                num_hidden_layers=1,
+                num_attention_heads=2,
+                hidden_size=32,
+                ffn_dim=64,
+                word_embed_proj_dim=32,
+                max_position_embeddings=64,
+                vocab_size=len(base),
+                eos_token_id=tok.eos_token_id,
+                bos_token_id=tok.eos_token_id,
+                pad_token_id=tok.eos_token_id,
+            )
+        )
     model.save_pretrained(tmp_path)
     tok.save_pretrained(tmp_path)
     m = HFBackend(ModelConfig(backend="hf", name_or_path=str(tmp_path)), device="cpu").initial_model([], seed=0)
@@ -412,8 +456,9 @@ def test_pretrained_folder_loads_and_trains(family, tmp_path):
     out = m.generate(["Q: red and blue?", "Q:"], GenerationConfig(max_new_tokens=5, temperature=0.0), seed=0)
     assert len(out) == 2
     m.save(tmp_path / "saved")
-    assert HFBackend(ModelConfig(backend="hf", name_or_path=str(tmp_path / "saved")),
-                     device="cpu").load(tmp_path / "saved").score(corpus()[:4], 4) == m.score(corpus()[:4], 4)
+    assert HFBackend(ModelConfig(backend="hf", name_or_path=str(tmp_path / "saved")), device="cpu").load(
+        tmp_path / "saved"
+    ).score(corpus()[:4], 4) == m.score(corpus()[:4], 4)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")

@@ -1,5 +1,6 @@
 """`crossgen theory ...` and `crossgen simulate`: the JSON contract of docs/DESIGN.md, the
 exit-code contract (2 + one line naming field, value and what is allowed), and a light import."""
+
 import inspect
 import json
 import subprocess
@@ -14,8 +15,20 @@ from crossgen.theory import asymptotic, pooled_ols_mse, trajectory
 from crossgen.theory import figures as theory_figures
 from crossgen.theory.scenarios import low_rank_system
 
-MSE_KEYS = {"K", "d", "alpha", "beta", "generations", "mse", "asymptotic_mse", "spectral_radius",
-            "converges", "growth", "pooled_ols_mse", "relative_efficiency"}
+MSE_KEYS = {
+    "K",
+    "d",
+    "alpha",
+    "beta",
+    "generations",
+    "mse",
+    "asymptotic_mse",
+    "spectral_radius",
+    "converges",
+    "growth",
+    "pooled_ols_mse",
+    "relative_efficiency",
+}
 
 
 @pytest.fixture
@@ -34,8 +47,9 @@ def run_cli(capsys, *args):
 
 def test_mse_json_contract(features, capsys):
     path, system = features
-    code, out, _ = run_cli(capsys, "theory", "mse", str(path), "--alpha", "0.5", "--beta", "0.3",
-                           "--generations", "4", "--json")
+    code, out, _ = run_cli(
+        capsys, "theory", "mse", str(path), "--alpha", "0.5", "--beta", "0.3", "--generations", "4", "--json"
+    )
     assert code == 0
     result = json.loads(out)
     assert set(result) == MSE_KEYS
@@ -54,8 +68,9 @@ def test_mse_json_contract(features, capsys):
 
 def test_mse_json_diverging_is_null_with_growth(features, capsys):
     path, system = features
-    code, out, _ = run_cli(capsys, "theory", "mse", str(path), "--alpha", "1", "--beta", "0.5",
-                           "--generations", "3", "--json")
+    code, out, _ = run_cli(
+        capsys, "theory", "mse", str(path), "--alpha", "1", "--beta", "0.5", "--generations", "3", "--json"
+    )
     result = json.loads(out)
     assert code == 0 and result["asymptotic_mse"] is None and result["converges"] is False
     assert result["growth"]["kind"] == "linear"
@@ -67,8 +82,9 @@ def test_mse_json_diverging_is_null_with_growth(features, capsys):
 
 
 def test_mse_table_output(features, capsys):
-    code, out, _ = run_cli(capsys, "theory", "mse", str(features[0]), "--alpha", "0.5", "--beta", "0.5",
-                           "--generations", "2")
+    code, out, _ = run_cli(
+        capsys, "theory", "mse", str(features[0]), "--alpha", "0.5", "--beta", "0.5", "--generations", "2"
+    )
     assert code == 0 and "MSE per generation" in out and "spectral radius of Q" in out and "limit" in out
 
 
@@ -81,14 +97,23 @@ def test_optimum_json_matches_api(features, capsys):
     assert code == 0 and json.loads(out)["group_alpha"] == best.group_alpha
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--alpha", "1.5", "--beta", "0.5", "--generations", "2"],
-     "error: invalid --alpha: 1.5 (allowed: a number in [0, 1])"),
-    (["--alpha", "0.5", "--beta", "-0.1", "--generations", "2"],
-     "error: invalid --beta: -0.1 (allowed: a number in [0, 1])"),
-    (["--alpha", "0.5", "--beta", "0.5", "--generations", "-1"],
-     "error: invalid --generations: -1 (allowed: an integer >= 0)"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (
+            ["--alpha", "1.5", "--beta", "0.5", "--generations", "2"],
+            "error: invalid --alpha: 1.5 (allowed: a number in [0, 1])",
+        ),
+        (
+            ["--alpha", "0.5", "--beta", "-0.1", "--generations", "2"],
+            "error: invalid --beta: -0.1 (allowed: a number in [0, 1])",
+        ),
+        (
+            ["--alpha", "0.5", "--beta", "0.5", "--generations", "-1"],
+            "error: invalid --generations: -1 (allowed: an integer >= 0)",
+        ),
+    ],
+)
 def test_bad_arguments_exit_2_with_one_line(features, capsys, args, message):
     code, out, err = run_cli(capsys, "theory", "mse", str(features[0]), *args, "--json")
     assert code == 2 and out == "" and err.strip() == message
@@ -100,36 +125,52 @@ def _npz(tmp_path, **arrays):
     return path
 
 
-@pytest.mark.parametrize("arrays,expected", [
-    (dict(private_0=np.ones((3, 2))),
-     "error: invalid public: missing (allowed: an array named 'public' in the .npz file)"),
-    (dict(public=np.ones((3, 2))),  # K = 0
-     "error: invalid private_0: missing (allowed: an array named 'private_0' in the .npz file "
-     "(private_0 .. private_{K-1}))"),
-    (dict(private_0=np.ones((3, 2)), public=np.ones((3, 3))),
-     "error: invalid public: 3 columns (allowed: 2 columns, the d of private_0)"),
-    (dict(private_0=np.array([[1.0, np.nan]]), public=np.ones((3, 2))),
-     "error: invalid private_0: non-finite values (NaN or inf) (allowed: finite numbers)"),
-])
+@pytest.mark.parametrize(
+    "arrays,expected",
+    [
+        (
+            dict(private_0=np.ones((3, 2))),
+            "error: invalid public: missing (allowed: an array named 'public' in the .npz file)",
+        ),
+        (
+            dict(public=np.ones((3, 2))),  # K = 0
+            "error: invalid private_0: missing (allowed: an array named 'private_0' in the .npz file "
+            "(private_0 .. private_{K-1}))",
+        ),
+        (
+            dict(private_0=np.ones((3, 2)), public=np.ones((3, 3))),
+            "error: invalid public: 3 columns (allowed: 2 columns, the d of private_0)",
+        ),
+        (
+            dict(private_0=np.array([[1.0, np.nan]]), public=np.ones((3, 2))),
+            "error: invalid private_0: non-finite values (NaN or inf) (allowed: finite numbers)",
+        ),
+    ],
+)
 def test_bad_feature_files_exit_2(tmp_path, capsys, arrays, expected):
     path = _npz(tmp_path, **arrays)
-    code, out, err = run_cli(capsys, "theory", "mse", str(path), "--alpha", "0.5", "--beta", "0.5",
-                             "--generations", "1", "--json")
+    code, out, err = run_cli(
+        capsys, "theory", "mse", str(path), "--alpha", "0.5", "--beta", "0.5", "--generations", "1", "--json"
+    )
     assert code == 2 and out == ""
     assert err.strip() == expected
 
 
 def test_missing_file_exit_2(tmp_path, capsys):
-    code, _, err = run_cli(capsys, "simulate", str(tmp_path / "nope.npz"), "--alpha", "0.5", "--beta", "0.5",
-                           "--generations", "1")
+    code, _, err = run_cli(
+        capsys, "simulate", str(tmp_path / "nope.npz"), "--alpha", "0.5", "--beta", "0.5", "--generations", "1"
+    )
     assert code == 2 and err.startswith("error: invalid ")
 
 
 @pytest.mark.parametrize("command", [["theory", "figure2"], ["theory", "figure4"], ["simulate", "{path}"]])
 def test_negative_seed_is_named_as_the_option(features, tmp_path, capsys, command):
     args = [a.format(path=features[0]) for a in command]
-    extra = ["--alpha", "0.5", "--beta", "0.5", "--generations", "1"] if args[0] == "simulate" \
+    extra = (
+        ["--alpha", "0.5", "--beta", "0.5", "--generations", "1"]
+        if args[0] == "simulate"
         else ["--out", str(tmp_path / "figs")]
+    )
     code, out, err = run_cli(capsys, *args, *extra, "--seed", "-1")
     assert code == 2 and out == "" and err.strip() == "error: invalid --seed: -1 (allowed: an integer >= 0)"
 
@@ -142,8 +183,20 @@ def test_figure_with_bad_replicates_writes_nothing(tmp_path, capsys):
 
 def test_simulate_json_agrees_with_theory(features, capsys):
     path, _ = features
-    code, out, _ = run_cli(capsys, "simulate", str(path), "--alpha", "0.5", "--beta", "0.5", "--generations", "2",
-                           "--replicates", "4000", "--json")
+    code, out, _ = run_cli(
+        capsys,
+        "simulate",
+        str(path),
+        "--alpha",
+        "0.5",
+        "--beta",
+        "0.5",
+        "--generations",
+        "2",
+        "--replicates",
+        "4000",
+        "--json",
+    )
     result = json.loads(out)
     z = (np.array(result["mse"]) - np.array(result["theory_mse"])) / np.array(result["mse_stderr"])
     # z-score bound: 9 comparisons, P(|N(0,1)| > 4.5) = 6.8e-6 each, false alarm < 1e-4
@@ -161,12 +214,15 @@ def test_figure_commands_default_to_the_figures_replicates():
 HEAVY = ("matplotlib", "pandas", "torch", "transformers", "scipy")
 
 
-@pytest.mark.parametrize("args", [["--help"], ["theory", "mse", "{path}", "--alpha", "0.5", "--beta", "0.5",
-                                               "--generations", "3", "--json"]])
+@pytest.mark.parametrize(
+    "args", [["--help"], ["theory", "mse", "{path}", "--alpha", "0.5", "--beta", "0.5", "--generations", "3", "--json"]]
+)
 def test_theory_commands_import_nothing_heavy(features, args):
     """`crossgen --help` and `crossgen theory mse` load none of the heavy libraries."""
     args = [a.format(path=features[0]) for a in args]
-    code = (f"import sys\nfrom crossgen.cli import main\ncode = main({args!r})\n"
-            f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))\n")
+    code = (
+        f"import sys\nfrom crossgen.cli import main\ncode = main({args!r})\n"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "[]"

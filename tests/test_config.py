@@ -1,4 +1,5 @@
 """Run-config validation: exact one-line messages that name field, value and what is allowed."""
+
 import copy
 
 import pytest
@@ -9,8 +10,10 @@ from crossgen.presets import preset_names, resolve_config
 
 BASE = {
     "generations": 3,
-    "entities": [{"name": "a", "task": {"name": "offline_science", "source": "offline"}},
-                 {"name": "b", "task": {"name": "offline_arithmetic", "source": "offline"}}],
+    "entities": [
+        {"name": "a", "task": {"name": "offline_science", "source": "offline"}},
+        {"name": "b", "task": {"name": "offline_arithmetic", "source": "offline"}},
+    ],
     "public": {"name": "offline_stories", "source": "offline"},
     "model": {"scratch": {}},
 }
@@ -52,25 +55,57 @@ def test_weights_broadcast_per_generation_and_entity():
     assert cfg.weights("beta", 1) == [0.1, 0.2, 0.3, 0.4]
 
 
-@pytest.mark.parametrize("path,value,expected", [
-    ("alpha", 1.5, "invalid alpha: 1.5 (allowed: a number in [0, 1], or a list of 4 such numbers (one per generation 0..T))"),
-    ("alpha", [0.1, 0.2], "invalid alpha: [0.1, 0.2] (allowed: a number in [0, 1], or a list of 4 such numbers (one per generation 0..T))"),
-    ("beta", [0.1, 0.2, 2.0, 0.3], "invalid beta[2]: 2.0 (allowed: a number in [0, 1])"),
-    ("entities.0.alpha", -1, "invalid entities.0.alpha: -1.0 (allowed: a number in [0, 1], or a list of 4 such numbers (one per generation 0..T))"),
-    ("training.lerning_rate", 1, "invalid training.lerning_rate: unknown key (allowed: one of max_steps, learning_rate, lr_scheduler_type, warmup_ratio, per_device_train_batch_size, gradient_accumulation_steps, max_seq_length, weight_decay, bf16)"),
-    ("mixing.paradigm", "mix", "invalid mixing.paradigm: mix (allowed: one of accumulate, accumulate-subsample, replace, weighted-loss)"),
-    ("mixing.n", 0, "invalid mixing.n: 0 (allowed: Input should be greater than or equal to 1)"),
-    ("entities.0.task.source", "local", "invalid entities.0.task.path: None (allowed: a file or folder path when source is 'local')"),
-    ("model.scratch.n_embd", 130, "invalid model.scratch.n_embd: 130 (allowed: a multiple of n_head (4))"),
-    ("generations", -1, "invalid generations: -1 (allowed: Input should be greater than or equal to 0)"),
-])
+@pytest.mark.parametrize(
+    "path,value,expected",
+    [
+        (
+            "alpha",
+            1.5,
+            "invalid alpha: 1.5 (allowed: a number in [0, 1], or a list of 4 such numbers (one per generation 0..T))",
+        ),
+        (
+            "alpha",
+            [0.1, 0.2],
+            "invalid alpha: [0.1, 0.2] (allowed: a number in [0, 1], "
+            "or a list of 4 such numbers (one per generation 0..T))",
+        ),
+        ("beta", [0.1, 0.2, 2.0, 0.3], "invalid beta[2]: 2.0 (allowed: a number in [0, 1])"),
+        (
+            "entities.0.alpha",
+            -1,
+            "invalid entities.0.alpha: -1.0 (allowed: a number in [0, 1], "
+            "or a list of 4 such numbers (one per generation 0..T))",
+        ),
+        (
+            "training.lerning_rate",
+            1,
+            "invalid training.lerning_rate: unknown key (allowed: one of max_steps, learning_rate, "
+            "lr_scheduler_type, warmup_ratio, per_device_train_batch_size, gradient_accumulation_steps, "
+            "max_seq_length, weight_decay, bf16, group_by_length)",
+        ),
+        (
+            "mixing.paradigm",
+            "mix",
+            "invalid mixing.paradigm: mix (allowed: one of accumulate, accumulate-subsample, replace, weighted-loss)",
+        ),
+        ("mixing.n", 0, "invalid mixing.n: 0 (allowed: Input should be greater than or equal to 1)"),
+        (
+            "entities.0.task.source",
+            "local",
+            "invalid entities.0.task.path: None (allowed: a file or folder path when source is 'local')",
+        ),
+        ("model.scratch.n_embd", 130, "invalid model.scratch.n_embd: 130 (allowed: a multiple of n_head (4))"),
+        ("generations", -1, "invalid generations: -1 (allowed: Input should be greater than or equal to 0)"),
+    ],
+)
 def test_exact_messages(path, value, expected):
     assert message(with_(path, value)) == expected
 
 
 def test_replace_requires_alpha_one():
     assert message(with_("mixing.paradigm", "replace")) == (
-        "invalid alpha: 0.5 (allowed: 1 with mixing.paradigm 'replace' (synthetic data only))")
+        "invalid alpha: 0.5 (allowed: 1 with mixing.paradigm 'replace' (synthetic data only))"
+    )
     data = with_("mixing.paradigm", "replace")
     data["alpha"] = 1
     assert parse_config(data).mixing.paradigm == "replace"
@@ -78,7 +113,8 @@ def test_replace_requires_alpha_one():
 
 def test_model_source_must_be_exactly_one():
     assert message(with_("model.name_or_path", "facebook/opt-350m")).startswith(
-        "invalid model.name_or_path: facebook/opt-350m (allowed: exactly one of name_or_path")
+        "invalid model.name_or_path: facebook/opt-350m (allowed: exactly one of name_or_path"
+    )
     data = copy.deepcopy(BASE)
     data["entities"] = []
     assert message(data) == "invalid entities: [] (allowed: List should have at least 1 item after validation, not 0)"
@@ -124,5 +160,7 @@ def test_a_bad_override_path_is_an_input_error(dotted):
     data = {"alpha": 0.5, "entities": [{"name": "a"}]}
     with pytest.raises(InputError) as exc:
         set_dotted(data, dotted, 1)
-    assert str(exc.value) == (f"invalid {dotted}: 1 (allowed: a setting path of the config: mapping keys and "
-                              "list indices that exist, e.g. entities.0.task.train_size)")
+    assert str(exc.value) == (
+        f"invalid {dotted}: 1 (allowed: a setting path of the config: mapping keys and "
+        "list indices that exist, e.g. entities.0.task.train_size)"
+    )

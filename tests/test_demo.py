@@ -1,5 +1,6 @@
 """The README's main command, shrunk: theory figures, runs at two alphas sharing
 generation 0, and the report, whose path is the one line on standard output."""
+
 import json
 import subprocess
 import sys
@@ -9,17 +10,38 @@ import pytest
 pytest.importorskip("transformers")
 
 SMALL = [
-    "generations=1", "model.scratch.n_layer=1", "model.scratch.n_embd=32", "model.scratch.n_head=2",
-    "model.scratch.vocab_size=300", "initial_training.max_steps=10", "training.max_steps=3",
-    "mixing.n=64", "generation.num_prompts=16", "generation.max_new_tokens=8",
-    "evaluation.test_size=16", "evaluation.embedding_prompts=4", "evaluation.embedding_max_new_tokens=8",
-    "entities.0.task.train_size=100", "entities.1.task.train_size=100", "public.train_size=100",
+    "generations=1",
+    "model.scratch.n_layer=1",
+    "model.scratch.n_embd=32",
+    "model.scratch.n_head=2",
+    "model.scratch.vocab_size=300",
+    "initial_training.max_steps=10",
+    "training.max_steps=3",
+    "mixing.n=64",
+    "generation.num_prompts=16",
+    "generation.max_new_tokens=8",
+    "evaluation.test_size=16",
+    "evaluation.embedding_prompts=4",
+    "evaluation.embedding_max_new_tokens=8",
+    "entities.0.task.train_size=100",
+    "entities.1.task.train_size=100",
+    "public.train_size=100",
 ]
 
 
 def test_demo_end_to_end(tmp_path):
-    args = [sys.executable, "-m", "crossgen", "demo", "--out", str(tmp_path / "demo"), "--alphas", "0,1",
-            "--replicates", "20"]
+    args = [
+        sys.executable,
+        "-m",
+        "crossgen",
+        "demo",
+        "--out",
+        str(tmp_path / "demo"),
+        "--alphas",
+        "0,1",
+        "--replicates",
+        "20",
+    ]
     for pair in SMALL:
         args += ["--set", pair]
     proc = subprocess.run(args, capture_output=True, text=True)
@@ -38,8 +60,11 @@ def test_demo_end_to_end(tmp_path):
 
 
 def test_demo_rejects_bad_alphas(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "crossgen", "demo", "--out", str(tmp_path / "d"), "--alphas", "0,2"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "crossgen", "demo", "--out", str(tmp_path / "d"), "--alphas", "0,2"],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip() == "error: invalid --alphas: 0,2 (allowed: comma-separated numbers in [0, 1])"
     assert not (tmp_path / "d").exists()

@@ -1,5 +1,6 @@
 """io.py and the run directory's lock: whole-or-nothing writes, atomic directory replacement
 under SIGKILL, failed writes that name their path, and one writer per run directory."""
+
 import errno
 import os
 import signal
@@ -74,11 +75,10 @@ def test_cli_reports_a_failed_write_in_one_line_with_exit_1(tmp_path, monkeypatc
 
 
 def test_atomic_path_removes_its_temporary_on_a_failed_directory_write(tmp_path):
-    with pytest.raises(ValueError):
-        with atomic_path(tmp_path / "model") as tmp:
-            tmp.mkdir()
-            (tmp / "w").write_text("half")
-            raise ValueError("crash while saving")
+    with pytest.raises(ValueError), atomic_path(tmp_path / "model") as tmp:
+        tmp.mkdir()
+        (tmp / "w").write_text("half")
+        raise ValueError("crash while saving")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -114,8 +114,10 @@ def test_two_concurrent_resumes_one_gets_exit_2_naming_the_holder(tmp_path):
     second = _run(out, "--resume")
     _, err = second.communicate(timeout=120)
     assert second.returncode == 2
-    assert err.strip() == (f"error: invalid --out: {out} (allowed: a run directory no other process is "
-                           f"writing (locked by pid {first.pid} on host {os.uname().nodename}))")
+    assert err.strip() == (
+        f"error: invalid --out: {out} (allowed: a run directory no other process is "
+        f"writing (locked by pid {first.pid} on host {os.uname().nodename}))"
+    )
     first.send_signal(signal.SIGCONT)
     assert first.wait(timeout=120) == 0
     assert '"status": "complete"' in (out / "manifest.json").read_text()

@@ -6,12 +6,20 @@ import pytest
 
 from crossgen.config import parse_config
 from crossgen.errors import InputError
+from crossgen.io import write_jsonl
 from crossgen.metrics import (
-    completion_key, diversity, evaluate_generation, fit_pca, load_embeddings, mean_paired_cosine,
-    pairwise_similarity, reference_key, semantic_distance, spread,
+    completion_key,
+    diversity,
+    evaluate_generation,
+    fit_pca,
+    load_embeddings,
+    mean_paired_cosine,
+    pairwise_similarity,
+    reference_key,
+    semantic_distance,
+    spread,
 )
 from crossgen.workflow.store import RunStore
-from crossgen.io import write_jsonl
 
 
 # -- the measures on hand-made embeddings ----------------------------------------------------------
@@ -21,7 +29,10 @@ def test_identical_models_have_cosine_1_and_spread_0():
     assert mean_paired_cosine(e, e.copy()) == pytest.approx(1.0)
     assert spread([e, e.copy(), e.copy()]) == pytest.approx(0.0, abs=1e-12)
     assert pairwise_similarity({"a": e, "b": e, "c": -e}) == [
-        ("a", "b", pytest.approx(1.0)), ("a", "c", pytest.approx(-1.0)), ("b", "c", pytest.approx(-1.0))]
+        ("a", "b", pytest.approx(1.0)),
+        ("a", "c", pytest.approx(-1.0)),
+        ("b", "c", pytest.approx(-1.0)),
+    ]
 
 
 def test_orthogonal_embeddings_have_cosine_0_and_spread_is_centroid_distance():
@@ -29,7 +40,7 @@ def test_orthogonal_embeddings_have_cosine_0_and_spread_is_centroid_distance():
     b = np.array([[0, 3.0, 0], [0, 0, 1.0]])
     assert mean_paired_cosine(a, b) == pytest.approx(0.0)
     # two unit-free points per prompt: each is |a-b|/2 from the centroid
-    expected = np.mean([((1 ** 2 + 3 ** 2) / 4), ((2 ** 2 + 1 ** 2) / 4)])
+    expected = np.mean([((1**2 + 3**2) / 4), ((2**2 + 1**2) / 4)])
     assert spread([a, b]) == pytest.approx(expected)
     # cosine is per prompt, not across prompts: b's rows against a's rows in another order
     assert mean_paired_cosine(a, a[::-1]) == pytest.approx(0.0)
@@ -62,8 +73,10 @@ def test_pca_is_deterministic_and_maps_points_consistently():
 # -- the evaluate hook with the real all-MiniLM-L6-v2 ----------------------------------------------
 CFG = {
     "generations": 1,
-    "entities": [{"name": "sci", "task": {"name": "offline_science", "source": "offline"}},
-                 {"name": "math", "task": {"name": "offline_arithmetic", "source": "offline"}}],
+    "entities": [
+        {"name": "sci", "task": {"name": "offline_science", "source": "offline"}},
+        {"name": "math", "task": {"name": "offline_arithmetic", "source": "offline"}},
+    ],
     "public": {"name": "offline_stories", "source": "offline"},
     "model": {"scratch": {}},
     "device": "cpu",
@@ -71,11 +84,17 @@ CFG = {
 }
 
 PROMPTS = {
-    "offline_science": [("What gas do plants absorb?", " carbon dioxide"), ("What is H2O?", " water"),
-                        ("What force pulls objects down?", " gravity")],
+    "offline_science": [
+        ("What gas do plants absorb?", " carbon dioxide"),
+        ("What is H2O?", " water"),
+        ("What force pulls objects down?", " gravity"),
+    ],
     "offline_arithmetic": [("2 + 3 =", " 5"), ("7 - 4 =", " 3"), ("6 * 2 =", " 12")],
-    "offline_stories": [("Once upon a time", " a fox lived in the woods."), ("The ship sailed", " into the storm."),
-                        ("She opened the door", " and saw the garden.")],
+    "offline_stories": [
+        ("Once upon a time", " a fox lived in the woods."),
+        ("The ship sailed", " into the storm."),
+        ("She opened the door", " and saw the garden."),
+    ],
 }
 
 
@@ -92,8 +111,11 @@ def torch_one_thread():
 def _write_completions(store, t, answer):
     """Both models answer every prompt; `answer(model, dataset, i, reference)` gives the completion."""
     for model in ("sci", "math"):
-        rows = [{"dataset": ds, "index": i, "prompt": p, "reference": ref, "completion": answer(model, ds, i, ref)}
-                for ds, items in PROMPTS.items() for i, (p, ref) in enumerate(items)]
+        rows = [
+            {"dataset": ds, "index": i, "prompt": p, "reference": ref, "completion": answer(model, ds, i, ref)}
+            for ds, items in PROMPTS.items()
+            for i, (p, ref) in enumerate(items)
+        ]
         write_jsonl(store.completions_path(t, model), rows)
 
 
@@ -111,7 +133,10 @@ def test_evaluate_generation_writes_tables_and_is_idempotent(tmp_path, torch_one
     assert list(hom.columns) == ["generation", "dataset", "metric", "model", "value"]
     assert list(sem.columns) == ["generation", "model", "task", "distance"]
     assert sim[["dataset", "model_a", "model_b"]].values.tolist() == [
-        ["offline_science", "sci", "math"], ["offline_arithmetic", "sci", "math"], ["offline_stories", "sci", "math"]]
+        ["offline_science", "sci", "math"],
+        ["offline_arithmetic", "sci", "math"],
+        ["offline_stories", "sci", "math"],
+    ]
     np.testing.assert_allclose(sim["cosine"], 1.0, atol=1e-5)
     spread_rows = hom[hom["metric"] == "spread"]
     assert list(spread_rows["model"]) == ["all"] * 3

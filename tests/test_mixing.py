@@ -1,4 +1,5 @@
 """The mixture of D~k, D*, D_t1..D_tK: weights, sampling and the weighted-loss estimator."""
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -44,8 +45,12 @@ def test_weighted_loss_uses_every_example_with_its_component_weight():
 
 
 def test_zero_weight_components_are_left_out():
-    examples, _ = training_set(mixture(0.0, 1.0, data("priv", 5), data("pub", 5), [], []), 100,
-                               "accumulate-subsample", np.random.default_rng(1))
+    examples, _ = training_set(
+        mixture(0.0, 1.0, data("priv", 5), data("pub", 5), [], []),
+        100,
+        "accumulate-subsample",
+        np.random.default_rng(1),
+    )
     assert {e.source for e in examples} == {"priv"}
 
 
@@ -72,8 +77,9 @@ def test_replace_requires_alpha_one_after_generation_0():
 def test_unknown_paradigm_names_the_known_ones():
     with pytest.raises(InputError) as exc:
         get_paradigm("mix")
-    assert str(exc.value) == ("invalid mixing.paradigm: mix (allowed: one of accumulate, "
-                              "accumulate-subsample, replace, weighted-loss)")
+    assert str(exc.value) == (
+        "invalid mixing.paradigm: mix (allowed: one of accumulate, accumulate-subsample, replace, weighted-loss)"
+    )
 
 
 def test_choose_prompts_all_or_subset_without_replacement():

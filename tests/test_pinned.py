@@ -1,6 +1,7 @@
 """crossgen's results do not drift: a shrunk CPU run and a linear run reproduce the numbers
 pinned in tests/pinned/pinned_runs.json (written by tests/pinned/make_pins.py with the code
 of the first release). A refactor that changes any of them changes crossgen's results."""
+
 import json
 import sys
 from pathlib import Path

@@ -1,5 +1,6 @@
 """The task and backend registries: the documented worked examples (a new task, a new backend,
 each one file) run end to end, entry points, lazy imports, errors, and answer checking."""
+
 from __future__ import annotations
 
 import json
@@ -41,8 +42,9 @@ class ToyReverse(GeneratedTask):
         def example() -> Example:
             words = rng.choices(WORDS, k=rng.randint(2, 4))
             answer = " ".join(reversed(words))
-            return Example(f"Reverse: {' '.join(words)}\nAnswer:", f" {answer}",
-                           real_source(self.name), {"gold": answer})
+            return Example(
+                f"Reverse: {' '.join(words)}\nAnswer:", f" {answer}", real_source(self.name), {"gold": answer}
+            )
 
         train = [example() for _ in range(train_size or 500)]
         test = [example() for _ in range(test_size or 50)]
@@ -65,8 +67,9 @@ class UnigramModel:
                 self.counts[word] += 1.0 if weights is None else weights[i]
         if progress:
             progress(1, 1)
-        return TrainStats(steps=1, tokens=len(examples), seconds=time.perf_counter() - start,
-                          final_loss=self.score(examples))
+        return TrainStats(
+            steps=1, tokens=len(examples), seconds=time.perf_counter() - start, final_loss=self.score(examples)
+        )
 
     def generate(self, prompts, cfg, seed, max_new_tokens=None) -> list[str]:
         rng, n = random.Random(seed), max_new_tokens or cfg.max_new_tokens
@@ -121,9 +124,15 @@ def registered(monkeypatch):
 
 def toy_run(**changes) -> dict:
     data = {
-        "name": "toy", "seed": 0, "generations": 2, "alpha": 0.5, "beta": 0.5,
-        "entities": [{"name": "rev", "task": {"name": "toy_reverse", "train_size": 40, "test_size": 8}},
-                     {"name": "sci", "task": {"name": "offline_science", "train_size": 40, "test_size": 8}}],
+        "name": "toy",
+        "seed": 0,
+        "generations": 2,
+        "alpha": 0.5,
+        "beta": 0.5,
+        "entities": [
+            {"name": "rev", "task": {"name": "toy_reverse", "train_size": 40, "test_size": 8}},
+            {"name": "sci", "task": {"name": "offline_science", "train_size": 40, "test_size": 8}},
+        ],
         "public": {"name": "offline_stories", "train_size": 40, "test_size": 8},
         "mixing": {"paradigm": "accumulate-subsample", "n": 30},
         "model": {"backend": "unigram"},
@@ -193,9 +202,11 @@ def test_unknown_task_name_in_a_run_names_the_field(registered, tmp_path):
 
 def test_registration_mistakes_are_errors(registered):
     with pytest.raises(ValueError, match="already registered by"):
+
         @register_task("toy_reverse")
         class Other(GeneratedTask):
             pass
+
     with pytest.raises(ValueError, match="register a subclass per name"):
         register_task("toy_reverse_2")(ToyReverse)
     with pytest.raises(TypeError, match="decorates a Task subclass"):
@@ -211,7 +222,7 @@ def test_registration_mistakes_are_errors(registered):
 
 # --- entry points ---------------------------------------------------------------------------------
 
-PLUGIN = '''
+PLUGIN = """
 from crossgen.tasks import GeneratedTask
 from crossgen.data import Example
 
@@ -234,7 +245,7 @@ class PluginBackend:
 
     def load(self, directory):
         raise NotImplementedError
-'''
+"""
 
 
 def test_entry_points_add_tasks_and_backends(tmp_path, monkeypatch):
@@ -242,8 +253,10 @@ def test_entry_points_add_tasks_and_backends(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     isolate_registries(monkeypatch)
     points = {
-        "crossgen.tasks": [EntryPoint("plugin_task", "crossgen_test_plugin:PluginTask", "crossgen.tasks"),
-                           EntryPoint("sciq", "crossgen_test_plugin:PluginTask", "crossgen.tasks")],
+        "crossgen.tasks": [
+            EntryPoint("plugin_task", "crossgen_test_plugin:PluginTask", "crossgen.tasks"),
+            EntryPoint("sciq", "crossgen_test_plugin:PluginTask", "crossgen.tasks"),
+        ],
         "crossgen.backends": [EntryPoint("plugin_backend", "crossgen_test_plugin:PluginBackend", "crossgen.backends")],
     }
     fake = lambda group: points.get(group, [])
@@ -267,7 +280,7 @@ def test_linear_runs_and_capabilities_never_import_torch():
     code = (
         "import sys, yaml\n"
         "from crossgen.config import parse_config\n"
-        "from crossgen.backends.registry import build, get_backend\n"
+        "from crossgen.backends.registry import get_backend\nfrom crossgen.workflow.run import build\n"
         "from importlib.resources import files\n"
         "cfg = parse_config(yaml.safe_load((files('crossgen') / 'configs' / 'linear.yaml').read_text()))\n"
         "data, backend = build(cfg)\n"
@@ -297,8 +310,15 @@ def test_answer_checks():
 
 
 def test_dataset_tasks_verify_completions(tmp_path):
-    rows = [{"question": "Which gas?", "correct_answer": "carbon dioxide",
-             "distractor1": "oxygen", "distractor2": "helium", "distractor3": "carbon"}] * 2
+    rows = [
+        {
+            "question": "Which gas?",
+            "correct_answer": "carbon dioxide",
+            "distractor1": "oxygen",
+            "distractor2": "helium",
+            "distractor3": "carbon",
+        }
+    ] * 2
     (tmp_path / "train.json").write_text(json.dumps(rows))
     (tmp_path / "test.json").write_text(json.dumps(rows))
     sciq = get_task("sciq")

@@ -1,4 +1,5 @@
 """Report: change tables, findings, PCA panels, the HTML file, the CLI, a headless browser check."""
+
 import os
 import re
 import shutil
@@ -11,15 +12,14 @@ import pytest
 
 from crossgen.config import parse_config
 from crossgen.errors import InputError
-from crossgen.report.embed import png_bytes
+from crossgen.io import write_table
 from crossgen.metrics.generation import completion_key, reference_key, save_embeddings
-from crossgen.report import write_run_report
-from crossgen.report import figures, tables
+from crossgen.report import figures, tables, write_run_report
+from crossgen.report.embed import png_bytes
 from crossgen.report.findings import HELD, NOT_HELD, NOT_TESTABLE, findings, notes
 from crossgen.report.html import SECTIONS
 from crossgen.report.runs import load_runs
 from crossgen.workflow.store import RunStore
-from crossgen.io import write_table
 
 ENTITIES = [("science", "offline_science"), ("arithmetic", "offline_arithmetic")]
 PUBLIC = "offline_stories"
@@ -27,42 +27,71 @@ DATASETS = [t for _, t in ENTITIES] + [PUBLIC]
 
 
 def _cfg(alpha, beta, T, name):
-    return parse_config({
-        "name": name, "generations": T, "alpha": alpha, "beta": beta,
-        "entities": [{"name": n, "task": {"name": t, "source": "offline"}} for n, t in ENTITIES],
-        "public": {"name": PUBLIC, "source": "offline"},
-        "model": {"scratch": {}},
-        "evaluation": {"embedding_prompts": 6},
-    })
+    return parse_config(
+        {
+            "name": name,
+            "generations": T,
+            "alpha": alpha,
+            "beta": beta,
+            "entities": [{"name": n, "task": {"name": t, "source": "offline"}} for n, t in ENTITIES],
+            "public": {"name": PUBLIC, "source": "offline"},
+            "model": {"scratch": {}},
+            "evaluation": {"embedding_prompts": 6},
+        }
+    )
 
 
-def make_run(root: Path, alpha: float, *, beta=0.5, T=2, own=(1.0, 1.05), cross=(5.0, 3.0), public=(4.0, 3.9),
-             sim=(0.70, 0.85), embeddings=True, seed=0) -> Path:
+def make_run(
+    root: Path,
+    alpha: float,
+    *,
+    beta=0.5,
+    T=2,
+    own=(1.0, 1.05),
+    cross=(5.0, 3.0),
+    public=(4.0, 3.9),
+    sim=(0.70, 0.85),
+    embeddings=True,
+    seed=0,
+) -> Path:
     """A finished run directory written by hand: losses go linearly from initial to final."""
     store = RunStore.create(root, _cfg(alpha, beta, T, f"alpha={alpha:g}"))
     rng = np.random.default_rng(seed)
     centers = {ds: 3.0 * np.eye(16)[i] for i, ds in enumerate(DATASETS)}
     for t in range(T + 1):
         w = t / T
-        lerp = lambda pair: pair[0] + w * (pair[1] - pair[0])  # noqa: E731
+        lerp = lambda pair, w=w: pair[0] + w * (pair[1] - pair[0])
         rows = []
         for i, (m, _) in enumerate(ENTITIES):
             for j, (_, task) in enumerate(ENTITIES):
                 rows.append({"generation": t, "model": m, "task": task, "loss": lerp(own if i == j else cross)})
             rows.append({"generation": t, "model": m, "task": PUBLIC, "loss": lerp(public)})
         write_table(store.losses_path(t), pd.DataFrame(rows))
-        write_table(store.similarity_path(t), pd.DataFrame(
-            [{"generation": t, "dataset": ds, "model_a": "science", "model_b": "arithmetic", "cosine": lerp(sim)} for ds in DATASETS]))
+        write_table(
+            store.similarity_path(t),
+            pd.DataFrame(
+                [
+                    {"generation": t, "dataset": ds, "model_a": "science", "model_b": "arithmetic", "cosine": lerp(sim)}
+                    for ds in DATASETS
+                ]
+            ),
+        )
         if embeddings:
             arrays, hom, sem = {}, [], []
             for ds in DATASETS:
                 arrays[reference_key(ds)] = (centers[ds] + rng.normal(0, 0.3, (6, 16))).astype(np.float32)
                 for k, (m, _) in enumerate(ENTITIES):
                     offset = (1 - alpha * w) * np.eye(16)[8 + k]
-                    arrays[completion_key(m, ds)] = (centers[ds] + offset + rng.normal(0, 0.3, (6, 16))).astype(np.float32)
-                    hom.append({"generation": t, "dataset": ds, "metric": "diversity", "model": m, "value": 0.5 - 0.1 * w})
+                    arrays[completion_key(m, ds)] = (centers[ds] + offset + rng.normal(0, 0.3, (6, 16))).astype(
+                        np.float32
+                    )
+                    hom.append(
+                        {"generation": t, "dataset": ds, "metric": "diversity", "model": m, "value": 0.5 - 0.1 * w}
+                    )
                     sem.append({"generation": t, "model": m, "task": ds, "distance": 0.4 + 0.1 * w * k})
-                hom.append({"generation": t, "dataset": ds, "metric": "spread", "model": "all", "value": 0.3 * (1 - alpha * w)})
+                hom.append(
+                    {"generation": t, "dataset": ds, "metric": "spread", "model": "all", "value": 0.3 * (1 - alpha * w)}
+                )
             save_embeddings(store.gen_dir(t) / "embeddings.npz", arrays)
             write_table(store.gen_dir(t) / "homogenization.csv", pd.DataFrame(hom))
             write_table(store.gen_dir(t) / "semantic.csv", pd.DataFrame(sem))
@@ -82,7 +111,7 @@ def paper_runs(tmp_path, claim1_holds=True, embeddings=True):
 
 # -- tables ------------------------------------------------------------------------------------
 def test_classify_threshold_is_exact_at_0_1():
-    assert tables.classify(1.0, 1.1) == "constant"          # 1.1 - 1.0 = 0.10000000000000009 in binary
+    assert tables.classify(1.0, 1.1) == "constant"  # 1.1 - 1.0 = 0.10000000000000009 in binary
     assert tables.classify(1.0, 1.1000001) == "increase"
     assert tables.classify(1.0, 0.89) == "decrease"
     assert tables.classify(1.0, 0.9) == "constant"
@@ -99,13 +128,22 @@ def test_paper_row_order():
 
 def _losses(values):
     """{(model, task): (initial, final)} -> tidy frame over generations 0 and 3."""
-    return pd.DataFrame([{"generation": g, "model": m, "task": t, "loss": v}
-                         for (m, t), pair in values.items() for g, v in zip((0, 3), pair)])
+    return pd.DataFrame(
+        [
+            {"generation": g, "model": m, "task": t, "loss": v}
+            for (m, t), pair in values.items()
+            for g, v in zip((0, 3), pair)
+        ]
+    )
 
 
 def test_markdown_of_a_two_model_table():
-    a0 = _losses({("m1", "t1"): (1.0, 1.1), ("m2", "t2"): (2.0, 2.0), ("m1", "t2"): (3.0, 3.2), ("m2", "t1"): (4.0, 3.0)})
-    a1 = _losses({("m1", "t1"): (1.0, 1.1000001), ("m2", "t2"): (2.0, 1.89), ("m1", "t2"): (3.0, 2.95), ("m2", "t1"): (4.0, 4.5)})
+    a0 = _losses(
+        {("m1", "t1"): (1.0, 1.1), ("m2", "t2"): (2.0, 2.0), ("m1", "t2"): (3.0, 3.2), ("m2", "t1"): (4.0, 3.0)}
+    )
+    a1 = _losses(
+        {("m1", "t1"): (1.0, 1.1000001), ("m2", "t2"): (2.0, 1.89), ("m1", "t2"): (3.0, 2.95), ("m2", "t1"): (4.0, 4.5)}
+    )
     table = tables.loss_table_from_frames([("α = 0", a0), ("α = 1", a1)], ["m1", "m2"], ["t1", "t2"], title="Loss")
     assert tables.to_markdown(table) == (
         "**Loss**\n"
@@ -121,18 +159,32 @@ def test_markdown_of_a_two_model_table():
         "Model 1 = m1 (Task 1 = t1), Model 2 = m2 (Task 2 = t2)\n"
     )
     page = tables.to_html(table)
-    assert page.count('class="constant"') == 3 and page.count('class="increase"') == 3 and page.count('class="decrease"') == 2
+    assert (
+        page.count('class="constant"') == 3
+        and page.count('class="increase"') == 3
+        and page.count('class="decrease"') == 2
+    )
 
 
 def test_loss_table_from_runs_groups_betas_as_tables_7_and_8(tmp_path):
-    runs = load_runs([make_run(tmp_path / "b0", 0.5, beta=0.0, embeddings=False),
-                      make_run(tmp_path / "b5a1", 1.0, beta=0.5, embeddings=False),
-                      make_run(tmp_path / "b5a0", 0.0, beta=0.5, embeddings=False)])
+    runs = load_runs(
+        [
+            make_run(tmp_path / "b0", 0.5, beta=0.0, embeddings=False),
+            make_run(tmp_path / "b5a1", 1.0, beta=0.5, embeddings=False),
+            make_run(tmp_path / "b5a0", 0.0, beta=0.5, embeddings=False),
+        ]
+    )
     table = tables.loss_table(runs)
     assert table.groups == [("β = 0", 1), ("β = 0.5", 2)]
     assert table.columns == ["α = 0.5", "α = 0", "α = 1"]
-    assert table.rows == ["Model 1 on Task 1", "Model 2 on Task 2", "Model 1 on Task 2", "Model 2 on Task 1",
-                          "Model 1 on D*", "Model 2 on D*"]
+    assert table.rows == [
+        "Model 1 on Task 1",
+        "Model 2 on Task 2",
+        "Model 1 on Task 2",
+        "Model 2 on Task 1",
+        "Model 1 on D*",
+        "Model 2 on D*",
+    ]
     assert "| | β = 0, α = 0.5 | β = 0.5, α = 0 | β = 0.5, α = 1 |" in tables.to_markdown(table)
 
 
@@ -171,8 +223,12 @@ def test_pca_is_fitted_once_over_all_runs_and_generations(tmp_path):
         arrays[completion_key("science", PUBLIC)][0] = shared
         save_embeddings(f, arrays)
     data = figures.pca_panels(load_runs(paths))
-    assert [p.title for p in data.panels] == ["t = 0, α = 0, β = 0.5", "t = 0, α = 1, β = 0.5",
-                                              "t = 2, α = 0, β = 0.5", "t = 2, α = 1, β = 0.5"]
+    assert [p.title for p in data.panels] == [
+        "t = 0, α = 0, β = 0.5",
+        "t = 0, α = 1, β = 0.5",
+        "t = 2, α = 0, β = 0.5",
+        "t = 2, α = 1, β = 0.5",
+    ]
     assert data.n_fitted == 2 * 3 * 2 * 3 * 6  # runs x generations x models x datasets x prompts
     first = data.panels[0].points[("science", PUBLIC)][0]
     last = data.panels[3].points[("science", PUBLIC)][0]
@@ -229,8 +285,9 @@ def test_cli_report_and_bad_run_dir(tmp_path, capsys):
     assert main(["report", str(runs[0]), "--out", str(tmp_path / "x.html")]) == 0
     assert (tmp_path / "x.html").is_file()
     assert main(["report", str(tmp_path / "nope")]) == 2
-    assert f"invalid RUN_DIR: {tmp_path / 'nope'} (allowed: a crossgen run directory (with manifest.json))" in \
-        " ".join(capsys.readouterr().err.split())
+    assert f"invalid RUN_DIR: {tmp_path / 'nope'} (allowed: a crossgen run directory (with manifest.json))" in " ".join(
+        capsys.readouterr().err.split()
+    )
     with pytest.raises(InputError):
         write_run_report([tmp_path], tmp_path / "y.html")
 
@@ -249,9 +306,20 @@ def test_report_renders_in_headless_chromium(tmp_path):
     if browser is None:
         pytest.skip("chromium not installed: apt-get install chromium")
     out = write_run_report(paper_runs(tmp_path), tmp_path / "report.html")
-    flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000"]
+    flags = [
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--virtual-time-budget=5000",
+    ]
     url = out.as_uri()
     dom = subprocess.run(flags + ["--dump-dom", url], capture_output=True, text=True, timeout=120)
     body = re.search(r"<body([^>]*)>", dom.stdout)
@@ -261,8 +329,9 @@ def test_report_renders_in_headless_chromium(tmp_path):
     assert attrs["data-images-decoded"] == attrs["data-images-total"]
     assert attrs["data-sections"].split() == [sid for sid, _ in SECTIONS]
     shot = tmp_path / "shot.png"
-    subprocess.run(flags + ["--window-size=1280,2400", f"--screenshot={shot}", url],
-                   capture_output=True, text=True, timeout=120)
+    subprocess.run(
+        flags + ["--window-size=1280,2400", f"--screenshot={shot}", url], capture_output=True, text=True, timeout=120
+    )
     assert shot.is_file() and shot.stat().st_size > 20_000
     from matplotlib.image import imread
 
@@ -275,11 +344,19 @@ def test_report_renders_in_headless_chromium(tmp_path):
 def test_linear_runs_get_the_theory_overlay(tmp_path):
     pytest.importorskip("crossgen.theory.dynamics")
     from crossgen.config import load_config
-    from crossgen.presets import resolve_config
     from crossgen.experiment import run_experiment
+    from crossgen.presets import resolve_config
 
-    cfg = load_config(resolve_config("linear"), {"generations": 2, "alpha": 0.5, "entities": [
-        {"name": f"entity{k}", "task": {"name": f"private{k}", "source": "offline"}} for k in range(2)]})
+    cfg = load_config(
+        resolve_config("linear"),
+        {
+            "generations": 2,
+            "alpha": 0.5,
+            "entities": [
+                {"name": f"entity{k}", "task": {"name": f"private{k}", "source": "offline"}} for k in range(2)
+            ],
+        },
+    )
     run = run_experiment(cfg, tmp_path / "lin").root
     pred = figures.theory_predictions(load_runs([run])[0])
     assert pred.shape == (3, 2, 2) and (pred >= cfg.model.linear.sigma2).all()

@@ -5,6 +5,7 @@ Each test makes at most a few hundred comparisons; P(|N(0,1)| > 4.5) = 6.8e-6, s
 Bonferroni the chance that a correct simulator fails a test is below 0.3% per test (and the
 seeds are fixed, so a passing test stays passing).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,19 +29,24 @@ def rank_deficient_system(seed: int = 0) -> FeatureSystem:
     """K = 2, d = 4: private ranks 3 and 2, public rank 2, so several G_k are singular."""
     rng = np.random.default_rng(seed)
     d = 4
-    return FeatureSystem(private=[low_rank(rng, 6, 3, d), low_rank(rng, 4, 2, d)],
-                         public=rng.standard_normal((2, d)), sigma2=0.7,
-                         theta=rng.standard_normal(d))
+    return FeatureSystem(
+        private=[low_rank(rng, 6, 3, d), low_rank(rng, 4, 2, d)],
+        public=rng.standard_normal((2, d)),
+        sigma2=0.7,
+        theta=rng.standard_normal(d),
+    )
 
 
 def three_entity_system(seed: int = 1) -> FeatureSystem:
     """K = 3, d = 3, synthetic features different from the private ones."""
     rng = np.random.default_rng(seed)
     d = 3
-    return FeatureSystem(private=[low_rank(rng, 5, 2, d) for _ in range(3)],
-                         public=rng.standard_normal((4, d)),
-                         synthetic=[rng.standard_normal((3 + k, d)) for k in range(3)],
-                         sigma2=1.3)
+    return FeatureSystem(
+        private=[low_rank(rng, 5, 2, d) for _ in range(3)],
+        public=rng.standard_normal((4, d)),
+        synthetic=[rng.standard_normal((3 + k, d)) for k in range(3)],
+        sigma2=1.3,
+    )
 
 
 # (T+1, K) weights: per entity and per generation, with an all-synthetic row (alpha = 1) and
@@ -61,7 +67,7 @@ def assert_z(sim: np.ndarray, stderr: np.ndarray, exact: np.ndarray, what: str) 
     randomness), sim must equal exact up to rounding."""
     diff = np.abs(sim - exact)
     scale = 1.0 + np.abs(exact)
-    still = stderr <= 1e-12 * scale        # no randomness: a stderr of rounding noise only
+    still = stderr <= 1e-12 * scale  # no randomness: a stderr of rounding noise only
     # the same min-norm fit computed two ways: rounding (observed < 1e-14), far below 1e-8
     assert np.all(diff[still] <= 1e-8 * scale[still]), f"{what}: deterministic part differs"
     z = np.where(still, 0.0, diff / np.where(still, 1.0, stderr))
@@ -102,15 +108,20 @@ def test_joint_covariance_matches_theory():
         centred = centred - centred.mean(axis=0)
         sigma = exact.cov_blocks(t).transpose(0, 2, 1, 3).reshape(K * d, K * d)
         products = (centred[:, :, None] * centred[:, None, :])[:, iu[0], iu[1]]
-        assert_z(products.sum(0) / (R - 1), products.std(0, ddof=1) / np.sqrt(R), sigma[iu],
-                 f"covariance entries, t={t}")
+        assert_z(
+            products.sum(0) / (R - 1), products.std(0, ddof=1) / np.sqrt(R), sigma[iu], f"covariance entries, t={t}"
+        )
         lam, vecs = np.linalg.eigh(sigma)
         proj2 = (centred @ vecs) ** 2
-        null = lam <= 1e-9 * lam.max()               # exact zeros, up to rounding of eigh
+        null = lam <= 1e-9 * lam.max()  # exact zeros, up to rounding of eigh
         # no sample variance along them either, beyond rounding of the estimates
         assert np.all(proj2[:, null].sum(0) / (R - 1) <= 1e-8 * lam.max()), t
-        assert_z(proj2[:, ~null].sum(0) / (R - 1), proj2[:, ~null].std(0, ddof=1) / np.sqrt(R),
-                 lam[~null], f"covariance eigen-directions, t={t}")
+        assert_z(
+            proj2[:, ~null].sum(0) / (R - 1),
+            proj2[:, ~null].std(0, ddof=1) / np.sqrt(R),
+            lam[~null],
+            f"covariance eigen-directions, t={t}",
+        )
 
 
 def test_long_run_matches_asymptotic_mse():
@@ -128,11 +139,9 @@ def test_synthetic_schedule_matches_theory_and_loop():
     system = three_entity_system()
     rng = np.random.default_rng(9)
     T = 3
-    schedule = [[rng.standard_normal((2 + t + k, system.d)) for k in range(system.K)]
-                for t in range(T)]
+    schedule = [[rng.standard_normal((2 + t + k, system.d)) for k in range(system.K)] for t in range(T)]
     alpha, beta = 0.6, 0.3
-    sim = simulate(system, alpha, beta, T, R, seed=4, synthetic_schedule=schedule,
-                   keep_estimates=True)
+    sim = simulate(system, alpha, beta, T, R, seed=4, synthetic_schedule=schedule, keep_estimates=True)
     exact = trajectory(system, alpha, beta, T, synthetic_schedule=schedule)
     assert_z(sim.mse, sim.mse_stderr, exact.mse, "mse")
     loop = simulate_loop(system, alpha, beta, T, 70, seed=4, synthetic_schedule=schedule)
@@ -170,9 +179,9 @@ def test_simulation_and_theory_drop_the_same_directions():
     rng = np.random.default_rng(2)
     X = rng.standard_normal((8, 3)) * np.array([1.0, 0.7, 3e-6])
     system = FeatureSystem([X], rng.standard_normal((4, 3)), sigma2=0.5, theta=np.array([0.3, -0.2, 1.0]))
-    sim = simulate(system, 0.0, 1.0, 0, R, seed=3)               # beta = 1: private data only
+    sim = simulate(system, 0.0, 1.0, 0, R, seed=3)  # beta = 1: private data only
     exact = trajectory(system, 0.0, 1.0, 0)
-    assert exact.bias2[0, 0] > 0.99                              # theta_3 = 1 is not estimated
+    assert exact.bias2[0, 0] > 0.99  # theta_3 = 1 is not estimated
     assert_z(sim.mse, sim.mse_stderr, exact.mse, "mse")
     assert_z(sim.mean, sim.mean_stderr, exact.mean, "mean")
 
@@ -200,8 +209,7 @@ def test_chunking_does_not_change_the_numbers(chunk):
     system = rank_deficient_system()
     T = ALPHA.shape[0] - 1
     whole = simulate(system, ALPHA, BETA, T, 3 * BLOCK + 7, seed=3, keep_estimates=True)
-    parts = simulate(system, ALPHA, BETA, T, 3 * BLOCK + 7, seed=3, keep_estimates=True,
-                     chunk=chunk)
+    parts = simulate(system, ALPHA, BETA, T, 3 * BLOCK + 7, seed=3, keep_estimates=True, chunk=chunk)
     for x, y in zip(_arrays(whole) + [whole.estimates], _arrays(parts) + [parts.estimates]):
         np.testing.assert_array_equal(x, y)
 
@@ -216,8 +224,7 @@ def test_fewer_replicates_are_a_prefix_of_more():
 def test_result_shapes_frame_and_progress():
     system = three_entity_system()
     calls = []
-    res = simulate(system, 0.5, 0.5, 2, 130, seed=0, chunk=64,
-                   progress=lambda done, total: calls.append((done, total)))
+    res = simulate(system, 0.5, 0.5, 2, 130, seed=0, chunk=64, progress=lambda done, total: calls.append((done, total)))
     K, d = system.K, system.d
     assert res.mse.shape == res.mse_stderr.shape == res.variance.shape == (3, K)
     assert res.mean.shape == res.mean_stderr.shape == (3, K, d)
@@ -243,23 +250,32 @@ def test_zero_generations_is_the_initial_fit_only():
     assert_z(sim.mse, sim.mse_stderr, trajectory(system, 0.0, 0.5, 0).mse, "mse")
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"generations": -1}, "invalid generations: -1 (allowed: an integer >= 0)"),
-    ({"generations": 2.0}, "invalid generations: 2.0 (allowed: an integer >= 0)"),
-    ({"replicates": 0}, "invalid replicates: 0 (allowed: an integer >= 1)"),
-    ({"replicates": True}, "invalid replicates: True (allowed: an integer >= 1)"),
-    ({"seed": -3}, "invalid seed: -3 (allowed: an integer >= 0)"),
-    ({"chunk": 0}, "invalid chunk: 0 (allowed: an integer >= 1)"),
-    ({"alpha": 1.5}, "invalid alpha: 1.5 (allowed: a number in [0, 1])"),
-    ({"beta": [0.5, 0.2]}, "invalid beta: shape (2,) (allowed: a number in [0, 1], "
-                           "3 such numbers (one per generation t = 0..2), or a (3, 2) array)"),
-    ({"synthetic_schedule": [[np.ones((2, 4))] * 2]},
-     "invalid synthetic_schedule: 1 generations (allowed: 2 generations (t = 1..2), "
-     "each 2 feature arrays)"),
-    ({"synthetic_schedule": [[np.ones((2, 4))] * 2, [np.ones((2, 3))] * 2]},
-     "invalid synthetic_schedule[1][0]: 3 columns (allowed: 4 columns, the d of private_0)"),
-    ({"progress": "bar"}, "invalid progress: bar (allowed: a callable(done, total) or None)"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"generations": -1}, "invalid generations: -1 (allowed: an integer >= 0)"),
+        ({"generations": 2.0}, "invalid generations: 2.0 (allowed: an integer >= 0)"),
+        ({"replicates": 0}, "invalid replicates: 0 (allowed: an integer >= 1)"),
+        ({"replicates": True}, "invalid replicates: True (allowed: an integer >= 1)"),
+        ({"seed": -3}, "invalid seed: -3 (allowed: an integer >= 0)"),
+        ({"chunk": 0}, "invalid chunk: 0 (allowed: an integer >= 1)"),
+        ({"alpha": 1.5}, "invalid alpha: 1.5 (allowed: a number in [0, 1])"),
+        (
+            {"beta": [0.5, 0.2]},
+            "invalid beta: shape (2,) (allowed: a number in [0, 1], "
+            "3 such numbers (one per generation t = 0..2), or a (3, 2) array)",
+        ),
+        (
+            {"synthetic_schedule": [[np.ones((2, 4))] * 2]},
+            "invalid synthetic_schedule: 1 generations (allowed: 2 generations (t = 1..2), each 2 feature arrays)",
+        ),
+        (
+            {"synthetic_schedule": [[np.ones((2, 4))] * 2, [np.ones((2, 3))] * 2]},
+            "invalid synthetic_schedule[1][0]: 3 columns (allowed: 4 columns, the d of private_0)",
+        ),
+        ({"progress": "bar"}, "invalid progress: bar (allowed: a callable(done, total) or None)"),
+    ],
+)
 def test_invalid_input_raises_input_error(kwargs, message):
     args = {"alpha": 0.5, "beta": 0.5, "generations": 2, "replicates": 10} | kwargs
     with pytest.raises(InputError) as info:

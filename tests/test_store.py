@@ -1,4 +1,5 @@
 """Run directory: atomic writes, creation, resumption, completion marks."""
+
 import json
 
 import pandas as pd
@@ -6,8 +7,8 @@ import pytest
 
 from crossgen.config import parse_config
 from crossgen.errors import InputError
-from crossgen.workflow.store import RunStore
 from crossgen.io import atomic_path, read_jsonl, write_jsonl, write_table
+from crossgen.workflow.store import RunStore
 
 CFG = {
     "generations": 2,
@@ -19,10 +20,9 @@ CFG = {
 
 def test_atomic_path_leaves_nothing_on_failure(tmp_path):
     target = tmp_path / "x.txt"
-    with pytest.raises(RuntimeError):
-        with atomic_path(target) as tmp:
-            tmp.write_text("half")
-            raise RuntimeError("crash")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("crash")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -50,8 +50,9 @@ def test_existing_directory_needs_resume(tmp_path):
     RunStore.create(tmp_path / "run", cfg)
     with pytest.raises(InputError) as exc:
         RunStore.create(tmp_path / "run", cfg)
-    assert str(exc.value) == (f"invalid --out: {tmp_path / 'run'} (allowed: a new or empty directory, "
-                              "or --resume to continue the run in it)")
+    assert str(exc.value) == (
+        f"invalid --out: {tmp_path / 'run'} (allowed: a new or empty directory, or --resume to continue the run in it)"
+    )
 
 
 def test_resume_checks_config_and_directory(tmp_path):
@@ -70,7 +71,9 @@ def test_resume_checks_config_and_directory(tmp_path):
 def test_completion_marks_and_tables(tmp_path):
     store = RunStore.create(tmp_path / "run", parse_config(CFG))
     for t in range(3):
-        write_table(store.losses_path(t), pd.DataFrame({"generation": [t], "model": ["a"], "task": ["x"], "loss": [t + 0.5]}))
+        write_table(
+            store.losses_path(t), pd.DataFrame({"generation": [t], "model": ["a"], "task": ["x"], "loss": [t + 0.5]})
+        )
     store.mark_complete(0, 1.0)
     store.mark_complete(1, 1.0)
     store.refresh_tables()

@@ -1,4 +1,5 @@
 """Sweep files: validation, expansion into cells and runs, stable cell ids, exit code 2."""
+
 import copy
 
 import pytest
@@ -75,15 +76,18 @@ def test_an_invalid_cell_names_the_field_the_value_and_the_cell():
         build_sweep(sweep(axes={"entities.7.beta": [0.5]}))
 
 
-@pytest.mark.parametrize("changes, field", [
-    ({"axes": {"alpha": []}}, "axes.alpha"),
-    ({"axes": {"alpha": [0.5, 0.5]}}, "axes.alpha"),
-    ({"seeds": 0}, "seeds"),
-    ({"seeds": [1, 1]}, "seeds"),
-    ({"colour": "red"}, "colour"),
-    ({"base": "no-such-preset"}, "base"),
-    ({"base": {**BASE, "beta": 2}}, "base.beta"),
-])
+@pytest.mark.parametrize(
+    "changes, field",
+    [
+        ({"axes": {"alpha": []}}, "axes.alpha"),
+        ({"axes": {"alpha": [0.5, 0.5]}}, "axes.alpha"),
+        ({"seeds": 0}, "seeds"),
+        ({"seeds": [1, 1]}, "seeds"),
+        ({"colour": "red"}, "colour"),
+        ({"base": "no-such-preset"}, "base"),
+        ({"base": {**BASE, "beta": 2}}, "base.beta"),
+    ],
+)
 def test_bad_sweep_files_are_input_errors(changes, field):
     with pytest.raises(InputError) as exc:
         build_sweep(sweep(**changes))

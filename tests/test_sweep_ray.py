@@ -1,5 +1,6 @@
 """Executors agree: a small linear-backend sweep on a Ray cluster started inside the test
 (num_cpus=2) and in a process pool gives exactly the aggregated table of the local one."""
+
 import copy
 
 import pytest

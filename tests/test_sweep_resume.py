@@ -5,6 +5,7 @@ injection point sweep.finished<N> of the runner), once from outside in the middl
 of a process pool (its workers must die with it). The resumed sweeps must give the same
 table as each other: resuming changes no number.
 """
+
 import copy
 import json
 import os
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from helpers import tiny_linear
 
 BASE = tiny_linear(generations=6)
@@ -63,8 +65,9 @@ def complete(out: Path) -> set[tuple[str, int]]:
 @pytest.fixture(scope="module")
 def killed_between_runs(spec, tmp_path_factory):
     out = tmp_path_factory.mktemp("between")
-    first = subprocess.run(sweep_cmd(spec, out), env=env(CROSSGEN_KILL_AT="sweep.finished4"),
-                           capture_output=True, text=True, timeout=120)
+    first = subprocess.run(
+        sweep_cmd(spec, out), env=env(CROSSGEN_KILL_AT="sweep.finished4"), capture_output=True, text=True, timeout=120
+    )
     at_kill = (first.returncode, complete(out), starts(out))
     second = subprocess.run(sweep_cmd(spec, out), env=env(), capture_output=True, text=True, timeout=120)
     return out, at_kill, second
@@ -84,8 +87,12 @@ def test_sweep_killed_between_runs_resumes_and_runs_each_run_once(killed_between
 
 def test_sweep_killed_mid_run_in_a_process_pool_never_restarts_a_finished_run(spec, tmp_path, killed_between_runs):
     out = tmp_path / "pool"
-    proc = subprocess.Popen(sweep_cmd(spec, out, "--executor", "process", "--workers", "2", "--batch", "1"),
-                            env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        sweep_cmd(spec, out, "--executor", "process", "--workers", "2", "--batch", "1"),
+        env=env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 90
     while len(complete(out)) < 3 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -100,7 +107,7 @@ def test_sweep_killed_mid_run_in_a_process_pool_never_restarts_a_finished_run(sp
     resumed = subprocess.run(sweep_cmd(spec, out), env=env(), capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 0, resumed.stderr
     assert len(complete(out)) == RUNS
-    again = starts(out)[len(starts_at_kill):]
+    again = starts(out)[len(starts_at_kill) :]
     assert not set(again) & done_at_kill  # no finished run was started again
     assert set(again) == set(complete(out)) - done_at_kill
     counts = Counter(starts(out))

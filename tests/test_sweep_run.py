@@ -1,5 +1,6 @@
 """Running a sweep locally: run directories, the aggregated table and its intervals, the
 report, resuming without recomputing, and failures that do not stop the other cells."""
+
 import copy
 import json
 
@@ -55,14 +56,33 @@ def test_every_cell_and_seed_is_an_ordinary_complete_run(done):
 def test_aggregate_is_mean_and_student_t_interval_over_seeds(done):
     s, out, _ = done
     table = pd.read_csv(out / "aggregate.csv", keep_default_na=False)
-    assert list(table.columns) == ["cell", "alpha", "beta", "generation", "metric", "model", "model_b", "task",
-                                   "mean", "std", "ci_low", "ci_high", "n_seeds"]
+    assert list(table.columns) == [
+        "cell",
+        "alpha",
+        "beta",
+        "generation",
+        "metric",
+        "model",
+        "model_b",
+        "task",
+        "mean",
+        "std",
+        "ci_low",
+        "ci_high",
+        "n_seeds",
+    ]
     assert set(table["metric"]) == {"loss", "own_loss", "cross_loss", "public_loss"}
     assert (table["n_seeds"] == 3).all() and not table.isna().any().any()
     cell = s.cells[1]
-    values = [pd.read_csv(out / r.rel_dir / "losses.csv").query("generation == 2 and model == 'e0' and task == 'p1'")["loss"].item()
-              for r in cell.runs]
-    row = table.query(f"cell == '{cell.id}' and generation == 2 and metric == 'loss' and model == 'e0' and task == 'p1'")
+    values = [
+        pd.read_csv(out / r.rel_dir / "losses.csv")
+        .query("generation == 2 and model == 'e0' and task == 'p1'")["loss"]
+        .item()
+        for r in cell.runs
+    ]
+    row = table.query(
+        f"cell == '{cell.id}' and generation == 2 and metric == 'loss' and model == 'e0' and task == 'p1'"
+    )
     half = stats.t.ppf(0.975, 2) * np.std(values, ddof=1) / np.sqrt(3)
     assert row["mean"].item() == pytest.approx(np.mean(values), rel=1e-9)
     assert row["ci_low"].item() == pytest.approx(np.mean(values) - half, rel=1e-9)
@@ -71,8 +91,14 @@ def test_aggregate_is_mean_and_student_t_interval_over_seeds(done):
     own = []  # own_loss: per run, mean of e0 on p0 and e1 on p1; then over seeds
     for r in cell.runs:
         f = pd.read_csv(out / r.rel_dir / "losses.csv").query("generation == 2")
-        own.append(np.mean([f.query("model == 'e0' and task == 'p0'")["loss"].item(),
-                            f.query("model == 'e1' and task == 'p1'")["loss"].item()]))
+        own.append(
+            np.mean(
+                [
+                    f.query("model == 'e0' and task == 'p0'")["loss"].item(),
+                    f.query("model == 'e1' and task == 'p1'")["loss"].item(),
+                ]
+            )
+        )
     got = table.query(f"cell == '{cell.id}' and generation == 2 and metric == 'own_loss'")
     assert got["mean"].item() == pytest.approx(np.mean(own), rel=1e-9)
     assert (got["model"].item(), got["task"].item(), got["model_b"].item()) == ("all", "all", "-")

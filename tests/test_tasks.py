@@ -1,4 +1,5 @@
 """The paper's datasets: exact prompt/answer formatting in every format, splits, caps, errors."""
+
 from __future__ import annotations
 
 import json
@@ -18,77 +19,137 @@ from crossgen.tasks.base import HELD_OUT_SHARE
 from crossgen.tasks.books import passages, split_passage
 
 SCIQ = [
-    {"question": "What type of organism is commonly used in preparation of foods such as cheese and yogurt?",
-     "distractor3": "viruses", "distractor1": "protozoa", "distractor2": "gymnosperms",
-     "correct_answer": "mesophilic organisms", "support": "Mesophiles grow best in moderate temperature."},
-    {"question": "What phenomenon makes global winds blow northeast to southwest?",
-     "distractor3": "tropical effect", "distractor1": "muon effect", "distractor2": "centrifugal effect",
-     "correct_answer": "coriolis effect", "support": ""},
-    {"question": "Changes from a less-ordered state to a more-ordered state are what? ",
-     "distractor3": "endothermic", "distractor1": "unbalanced", "distractor2": "reactive",
-     "correct_answer": " exothermic ", "support": "Heat is released."},
+    {
+        "question": "What type of organism is commonly used in preparation of foods such as cheese and yogurt?",
+        "distractor3": "viruses",
+        "distractor1": "protozoa",
+        "distractor2": "gymnosperms",
+        "correct_answer": "mesophilic organisms",
+        "support": "Mesophiles grow best in moderate temperature.",
+    },
+    {
+        "question": "What phenomenon makes global winds blow northeast to southwest?",
+        "distractor3": "tropical effect",
+        "distractor1": "muon effect",
+        "distractor2": "centrifugal effect",
+        "correct_answer": "coriolis effect",
+        "support": "",
+    },
+    {
+        "question": "Changes from a less-ordered state to a more-ordered state are what? ",
+        "distractor3": "endothermic",
+        "distractor1": "unbalanced",
+        "distractor2": "reactive",
+        "correct_answer": " exothermic ",
+        "support": "Heat is released.",
+    },
 ]
 SCIQ_EXPECTED = [
-    ("Question: What type of organism is commonly used in preparation of foods such as cheese and yogurt?\nAnswer:",
-     " mesophilic organisms"),
+    (
+        "Question: What type of organism is commonly used in preparation of foods such as cheese and yogurt?\nAnswer:",
+        " mesophilic organisms",
+    ),
     ("Question: What phenomenon makes global winds blow northeast to southwest?\nAnswer:", " coriolis effect"),
     ("Question: Changes from a less-ordered state to a more-ordered state are what?\nAnswer:", " exothermic"),
 ]
 GSM8K = [
-    {"question": "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
-                 "How many clips did Natalia sell altogether in April and May?",
-     "answer": "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\nNatalia sold 48+24 = <<48+24=72>>72 clips "
-               "altogether in April and May.\n#### 72"},
-    {"question": "Weng earns $12 an hour for babysitting. Yesterday, she just did 50 minutes of babysitting. "
-                 "How much did she earn?",
-     "answer": "Weng earns 12/60 = $<<12/60=0.2>>0.2 per minute.\nWorking 50 minutes, she earned 0.2 x 50 = "
-               "$<<0.2*50=10>>10.\n#### 10"},
+    {
+        "question": "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
+        "How many clips did Natalia sell altogether in April and May?",
+        "answer": "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\nNatalia sold 48+24 = <<48+24=72>>72 clips "
+        "altogether in April and May.\n#### 72",
+    },
+    {
+        "question": "Weng earns $12 an hour for babysitting. Yesterday, she just did 50 minutes of babysitting. "
+        "How much did she earn?",
+        "answer": "Weng earns 12/60 = $<<12/60=0.2>>0.2 per minute.\nWorking 50 minutes, she earned 0.2 x 50 = "
+        "$<<0.2*50=10>>10.\n#### 10",
+    },
 ]
 GSM8K_EXPECTED = [
-    ("Question: Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
-     "How many clips did Natalia sell altogether in April and May?\nAnswer:",
-     " Natalia sold 48/2 = <<48/2=24>>24 clips in May.\nNatalia sold 48+24 = <<48+24=72>>72 clips altogether in "
-     "April and May.\n#### 72"),
-    ("Question: Weng earns $12 an hour for babysitting. Yesterday, she just did 50 minutes of babysitting. "
-     "How much did she earn?\nAnswer:",
-     " Weng earns 12/60 = $<<12/60=0.2>>0.2 per minute.\nWorking 50 minutes, she earned 0.2 x 50 = "
-     "$<<0.2*50=10>>10.\n#### 10"),
+    (
+        "Question: Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
+        "How many clips did Natalia sell altogether in April and May?\nAnswer:",
+        " Natalia sold 48/2 = <<48/2=24>>24 clips in May.\nNatalia sold 48+24 = <<48+24=72>>72 clips altogether in "
+        "April and May.\n#### 72",
+    ),
+    (
+        "Question: Weng earns $12 an hour for babysitting. Yesterday, she just did 50 minutes of babysitting. "
+        "How much did she earn?\nAnswer:",
+        " Weng earns 12/60 = $<<12/60=0.2>>0.2 per minute.\nWorking 50 minutes, she earned 0.2 x 50 = "
+        "$<<0.2*50=10>>10.\n#### 10",
+    ),
 ]
 # hub schema records (as `datasets` gives them and exports them)
 ARC_HUB = [
-    {"id": "Mercury_7175875", "question": "An astronomer observes that a planet rotates faster after a meteorite "
-     "impact. Which is the most likely effect of this increase in rotation?",
-     "choices": {"text": ["Planetary density will decrease.", "Planetary years will become longer.",
-                          "Planetary days will become shorter.", "Planetary gravity will become stronger."],
-                 "label": ["A", "B", "C", "D"]}, "answerKey": "C"},
-    {"id": "NYSEDREGENTS_2015_4_8", "question": "Which object is the best conductor of electricity?",
-     "choices": {"text": ["a wax crayon", "a plastic spoon", "a rubber eraser", "an iron nail"],
-                 "label": ["1", "2", "3", "4"]}, "answerKey": "4"},
+    {
+        "id": "Mercury_7175875",
+        "question": "An astronomer observes that a planet rotates faster after a meteorite "
+        "impact. Which is the most likely effect of this increase in rotation?",
+        "choices": {
+            "text": [
+                "Planetary density will decrease.",
+                "Planetary years will become longer.",
+                "Planetary days will become shorter.",
+                "Planetary gravity will become stronger.",
+            ],
+            "label": ["A", "B", "C", "D"],
+        },
+        "answerKey": "C",
+    },
+    {
+        "id": "NYSEDREGENTS_2015_4_8",
+        "question": "Which object is the best conductor of electricity?",
+        "choices": {
+            "text": ["a wax crayon", "a plastic spoon", "a rubber eraser", "an iron nail"],
+            "label": ["1", "2", "3", "4"],
+        },
+        "answerKey": "4",
+    },
     # labels are letters, key a digit: read as a position (3 -> C)
-    {"id": "mix_1", "question": "Which gas do plants take in?",
-     "choices": {"text": ["oxygen", "helium", "carbon dioxide"], "label": ["A", "B", "C"]}, "answerKey": "3"},
+    {
+        "id": "mix_1",
+        "question": "Which gas do plants take in?",
+        "choices": {"text": ["oxygen", "helium", "carbon dioxide"], "label": ["A", "B", "C"]},
+        "answerKey": "3",
+    },
     # labels are digits, key a letter: read as a position (B -> 2)
-    {"id": "mix_2", "question": "Which is a mammal?",
-     "choices": {"text": ["shark", "whale", "trout"], "label": ["1", "2", "3"]}, "answerKey": "B"},
+    {
+        "id": "mix_2",
+        "question": "Which is a mammal?",
+        "choices": {"text": ["shark", "whale", "trout"], "label": ["1", "2", "3"]},
+        "answerKey": "B",
+    },
 ]
 ARC_EXPECTED = [
-    ("Question: An astronomer observes that a planet rotates faster after a meteorite impact. Which is the most "
-     "likely effect of this increase in rotation?\nChoices: (A) Planetary density will decrease. (B) Planetary "
-     "years will become longer. (C) Planetary days will become shorter. (D) Planetary gravity will become "
-     "stronger.\nAnswer:", " Planetary days will become shorter."),
-    ("Question: Which object is the best conductor of electricity?\nChoices: (A) a wax crayon (B) a plastic spoon "
-     "(C) a rubber eraser (D) an iron nail\nAnswer:", " an iron nail"),
-    ("Question: Which gas do plants take in?\nChoices: (A) oxygen (B) helium (C) carbon dioxide\nAnswer:",
-     " carbon dioxide"),
+    (
+        "Question: An astronomer observes that a planet rotates faster after a meteorite impact. Which is the most "
+        "likely effect of this increase in rotation?\nChoices: (A) Planetary density will decrease. (B) Planetary "
+        "years will become longer. (C) Planetary days will become shorter. (D) Planetary gravity will become "
+        "stronger.\nAnswer:",
+        " Planetary days will become shorter.",
+    ),
+    (
+        "Question: Which object is the best conductor of electricity?\nChoices: (A) a wax crayon (B) a plastic spoon "
+        "(C) a rubber eraser (D) an iron nail\nAnswer:",
+        " an iron nail",
+    ),
+    (
+        "Question: Which gas do plants take in?\nChoices: (A) oxygen (B) helium (C) carbon dioxide\nAnswer:",
+        " carbon dioxide",
+    ),
     ("Question: Which is a mammal?\nChoices: (A) shark (B) whale (C) trout\nAnswer:", " whale"),
 ]
 
 
 def arc_original(record: dict) -> dict:
     """The same question in the original release's JSONL layout."""
-    choices = [{"text": t, "label": l} for t, l in zip(record["choices"]["text"], record["choices"]["label"])]
-    return {"id": record["id"], "question": {"stem": record["question"], "choices": choices},
-            "answerKey": record["answerKey"]}
+    choices = [{"text": t, "label": lab} for t, lab in zip(record["choices"]["text"], record["choices"]["label"])]
+    return {
+        "id": record["id"],
+        "question": {"stem": record["question"], "choices": choices},
+        "answerKey": record["answerKey"],
+    }
 
 
 def pairs(examples: list[Example]) -> list[tuple[str, str]]:
@@ -191,7 +252,7 @@ def test_caps_train_seeded_subset_in_order_test_first_n(tmp_path):
     c = load_task(local("gsm8k", tmp_path / "g", train_size=5, test_size=3), seed=2)
     assert pairs(a.test) == [(f"Question: q{i}\nAnswer:", f" a {i} #### {i}") for i in range(3)]
     assert pairs(a.train) == pairs(b.train) and pairs(a.train) != pairs(c.train)
-    numbers = [int(p[len("Question: q"):-len("\nAnswer:")]) for p, _ in pairs(a.train)]
+    numbers = [int(p[len("Question: q") : -len("\nAnswer:")]) for p, _ in pairs(a.train)]
     assert len(numbers) == 5 and numbers == sorted(numbers)
 
 
@@ -264,18 +325,25 @@ def test_arc_hub_export_parquet_and_csv(tmp_path):
 
 def test_arc_original_csv_with_inline_choices(tmp_path):
     rows = [
-        {"questionID": "Mercury_1", "AnswerKey": "B", "question":
-         "George wants to warm his hands quickly by rubbing them. Which skin surface will produce the most "
-         "heat? (A) dry palms (B) wet palms (C) palms covered with oil (D) palms covered with lotion"},
+        {
+            "questionID": "Mercury_1",
+            "AnswerKey": "B",
+            "question": "George wants to warm his hands quickly by rubbing them. "
+            "Which skin surface will produce the most heat? "
+            "(A) dry palms (B) wet palms (C) palms covered with oil (D) palms covered with lotion",
+        },
         {"questionID": "NY_2", "AnswerKey": "2", "question": "Which is a liquid? (1) ice (2) milk (3) steam"},
     ]
     pd.DataFrame(rows).to_csv(tmp_path / "ARC-Challenge-Train.csv", index=False)
     pd.DataFrame(rows[1:]).to_csv(tmp_path / "ARC-Challenge-Test.csv", index=False)
     task = load_task(local("arc_challenge", tmp_path), seed=0)
     assert pairs(task.train) == [
-        ("Question: George wants to warm his hands quickly by rubbing them. Which skin surface will produce the "
-         "most heat?\nChoices: (A) dry palms (B) wet palms (C) palms covered with oil (D) palms covered with "
-         "lotion\nAnswer:", " wet palms"),
+        (
+            "Question: George wants to warm his hands quickly by rubbing them. Which skin surface will produce the "
+            "most heat?\nChoices: (A) dry palms (B) wet palms (C) palms covered with oil (D) palms covered with "
+            "lotion\nAnswer:",
+            " wet palms",
+        ),
         ("Question: Which is a liquid?\nChoices: (A) ice (B) milk (C) steam\nAnswer:", " milk"),
     ]
 
@@ -293,7 +361,10 @@ def test_arc_unknown_key_message(tmp_path, monkeypatch):
     )
     digit_out_of_range = dict(ARC_HUB[2], answerKey="4")  # letters A-C, key 4: no 4th choice
     write_jsonl(tmp_path / "arc" / "train.jsonl", [digit_out_of_range])
-    with pytest.raises(InputError, match=r"^invalid arc line 1 in arc/train.jsonl: answerKey '4' \(allowed: one of the choice labels A, B, C "):
+    with pytest.raises(
+        InputError,
+        match=r"^invalid arc line 1 in arc/train.jsonl: answerKey '4' \(allowed: one of the choice labels A, B, C ",
+    ):
         load_task(local("arc_easy", "arc"), seed=0)
 
 
@@ -342,7 +413,9 @@ def test_bookcorpus_folder_of_books_and_passage_rules(tmp_path):
     (split_folder / "train.txt").write_text("\n".join(sentence(i) for i in range(24)))
     write_jsonl(split_folder / "test.jsonl", [{"text": sentence(i)} for i in range(100, 106)])
     task = load_task(local("bookcorpus", split_folder), seed=0)
-    assert len(task.train) == 4 and pairs(task.test) == [split_passage(" ".join(sentence(i) for i in range(100, 106)).split())]
+    assert len(task.train) == 4 and pairs(task.test) == [
+        split_passage(" ".join(sentence(i) for i in range(100, 106)).split())
+    ]
     # long lines are cut at MAX words, short passages merged up to MIN words
     long_line = " ".join(f"w{i}" for i in range(250))
     twenty = " ".join(f"x{i}" for i in range(20))
@@ -364,7 +437,13 @@ def test_unknown_task_name():
         "invalid task.name: squad (allowed: one of arc_challenge, arc_easy, bookcorpus, gsm8k, "
         "offline_arithmetic, offline_reasoning, offline_science, offline_stories, sciq)"
     )
-    assert len(task_names()) == 9 and task_names(generated=False) == ["arc_challenge", "arc_easy", "bookcorpus", "gsm8k", "sciq"]
+    assert len(task_names()) == 9 and task_names(generated=False) == [
+        "arc_challenge",
+        "arc_easy",
+        "bookcorpus",
+        "gsm8k",
+        "sciq",
+    ]
 
 
 def test_missing_local_path(tmp_path, monkeypatch):
@@ -417,10 +496,14 @@ def test_bad_files(tmp_path, monkeypatch):
         load_task(local("gsm8k", "g.jsonl"), seed=0)
     assert str(err.value) == "invalid gsm8k line 2 in g.jsonl: not valid JSON (allowed: one JSON object per line)"
     (tmp_path / "notes.txt").write_text("plain text\n")
-    with pytest.raises(InputError, match=r"^invalid task.path: notes.txt \(allowed: a .jsonl, .json, .parquet or .csv file for sciq"):
+    with pytest.raises(
+        InputError, match=r"^invalid task.path: notes.txt \(allowed: a .jsonl, .json, .parquet or .csv file for sciq"
+    ):
         load_task(local("sciq", "notes.txt"), seed=0)
     (tmp_path / "data.xml").write_text("<x/>")
-    with pytest.raises(InputError, match=r"^invalid task.path: data.xml \(allowed: a .jsonl, .json, .parquet, .csv or .txt file"):
+    with pytest.raises(
+        InputError, match=r"^invalid task.path: data.xml \(allowed: a .jsonl, .json, .parquet, .csv or .txt file"
+    ):
         load_task(local("sciq", "data.xml"), seed=0)
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match=r"^invalid task.path: empty \(allowed: a folder with a train file"):
@@ -450,7 +533,9 @@ def test_hub_unreachable_offline(fake_hub):
 
 def test_hub_real_call_without_cache_is_an_input_error():
     """No monkeypatch: the real `datasets` in offline mode, with an id no cache can hold."""
-    with pytest.raises(InputError, match=r"^invalid task.hub_id: crossgen-tests/no-such-dataset \(allowed: a dataset in the local"):
+    with pytest.raises(
+        InputError, match=r"^invalid task.hub_id: crossgen-tests/no-such-dataset \(allowed: a dataset in the local"
+    ):
         load_task(TaskConfig(name="gsm8k", hub_id="crossgen-tests/no-such-dataset"), seed=0)
 
 

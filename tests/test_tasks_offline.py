@@ -1,9 +1,10 @@
 """The generated offline tasks: determinism, sizes, distinct vocabularies, correct answers."""
+
 from __future__ import annotations
 
 import os
 import re
-from itertools import combinations
+from itertools import combinations, pairwise
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -12,8 +13,16 @@ import pytest
 
 from crossgen.config import TaskConfig
 from crossgen.tasks import get_task, load_task, task_names
-from crossgen.tasks.offline import DEFAULT_TEST_SIZE, DEFAULT_TRAIN_SIZE, FUNCTION_WORDS, overlap, word_types
-from crossgen.tasks.offline import reasoning, science, stories
+from crossgen.tasks.offline import (
+    DEFAULT_TEST_SIZE,
+    DEFAULT_TRAIN_SIZE,
+    FUNCTION_WORDS,
+    overlap,
+    reasoning,
+    science,
+    stories,
+    word_types,
+)
 
 NAMES = ("offline_arithmetic", "offline_reasoning", "offline_science", "offline_stories")
 
@@ -130,7 +139,11 @@ def test_science_answers_come_from_the_fact_table(tasks):
     table = {}
     for relation, subject, answer in science.FACTS:
         for t in range(len(science.TEMPLATES[relation])):
-            table[f"Question: {science.question(relation, subject, t)}\nAnswer:"] = (f" {answer}", (relation, subject), t)
+            table[f"Question: {science.question(relation, subject, t)}\nAnswer:"] = (
+                f" {answer}",
+                (relation, subject),
+                t,
+            )
     assert len(science.FACTS) >= 50
     train_templates: dict = {}
     for e in task.train:
@@ -153,7 +166,9 @@ def test_stories_are_passages_with_a_prompt_and_continuation(tasks):
         who = next(w for w in stories.CHARACTERS if f" {w} " in e.prompt)
         assert stories.CHARACTERS[who][0] in e.text  # the character fixes the place
     first = tasks["offline_stories"].train[0]
-    assert re.fullmatch(r"(Once upon a time, an?|Long ago, an?|There was once an?|In a distant kingdom, an?) .+", first.prompt)
+    assert re.fullmatch(
+        r"(Once upon a time, an?|Long ago, an?|There was once an?|In a distant kingdom, an?) .+", first.prompt
+    )
 
 
 def test_every_answer_verifies_and_a_wrong_one_does_not(tasks):
@@ -162,9 +177,12 @@ def test_every_answer_verifies_and_a_wrong_one_does_not(tasks):
         examples = tasks[name].train[:200] + tasks[name].test
         assert all(task.verify(e.answer, e) for e in examples), name
         # another example's answer is wrong unless it gives the same answer (arithmetic: final number)
-        same = (lambda e, o: e.meta["gold"] == o.meta["gold"]) if name == "offline_arithmetic" else \
-            (lambda e, o: e.answer == o.answer)
-        wrong = [(e, o) for e, o in zip(examples, examples[1:]) if not same(e, o)]
+        same = (
+            (lambda e, o: e.meta["gold"] == o.meta["gold"])
+            if name == "offline_arithmetic"
+            else (lambda e, o: e.answer == o.answer)
+        )
+        wrong = [(e, o) for e, o in pairwise(examples) if not same(e, o)]
         assert len(wrong) > 50 and not any(task.verify(o.answer, e) for e, o in wrong), name
     e = tasks["offline_reasoning"].test[0]
     assert get_task("offline_reasoning").verify(f" ({'ABCD'[e.meta['gold']]})", e)  # a label names the option

@@ -1,4 +1,5 @@
 """Figures 2 and 4: files, CSV layout, theory vs Monte Carlo agreement, valid PNGs."""
+
 from __future__ import annotations
 
 import matplotlib.image
@@ -19,7 +20,7 @@ def check_files(paths: dict, tmp_path, name: str) -> pd.DataFrame:
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"{name}.csv", f"{name}.png"]
     assert paths["png"].read_bytes()[:8] == PNG_MAGIC
     image = matplotlib.image.imread(paths["png"])
-    assert image.ndim == 3 and image.shape[0] > 300 and image.shape[1] > 600   # a figure, not a stub
+    assert image.ndim == 3 and image.shape[0] > 300 and image.shape[1] > 600  # a figure, not a stub
     return pd.read_csv(paths["csv"])
 
 
@@ -44,11 +45,11 @@ def test_figure2_files_and_csv(fig2):
     frame = check_files(paths, out, "figure2")
     assert list(frame.columns) == COLUMNS
     assert set(frame.source) == {"theory", "monte_carlo"}
-    assert len(frame[frame.source == "theory"]) == 41 * 3 * 4      # alphas x betas x entities
+    assert len(frame[frame.source == "theory"]) == 41 * 3 * 4  # alphas x betas x entities
     assert len(frame[frame.source == "monte_carlo"]) == 5 * 3 * 4
     theory = frame[frame.source == "theory"]
-    assert theory.value.between(0, 1).all()                         # full-rank G: <= 1
-    assert (theory[theory.alpha == 1].value == 0).all()             # alpha = 1 diverges
+    assert theory.value.between(0, 1).all()  # full-rank G: <= 1
+    assert (theory[theory.alpha == 1].value == 0).all()  # alpha = 1 diverges
     check_agreement(frame, ["alpha", "beta", "entity"])
 
 
@@ -56,10 +57,9 @@ def test_figure4_files_and_csv(tmp_path):
     paths = figure4(tmp_path, seed=1, replicates=200, generations=4)
     frame = check_files(paths, tmp_path, "figure4")
     assert list(frame.columns) == ["generation"] + COLUMNS
-    assert len(frame) == 2 * 9 * 5 * 2                # sources x (alpha, beta) x gens x K
+    assert len(frame) == 2 * 9 * 5 * 2  # sources x (alpha, beta) x gens x K
     assert sorted(frame.alpha.unique()) == sorted(frame.beta.unique()) == [0, 0.5, 1]
     check_agreement(frame, ["generation", "alpha", "beta", "entity"])
     # alpha = 1: synthetic data only, the MSE grows every generation (model collapse)
     collapse = frame[(frame.source == "theory") & (frame.alpha == 1) & (frame.entity == 0)]
-    assert np.all(np.diff(collapse.sort_values(["beta", "generation"])
-                          .value.to_numpy().reshape(3, 5)) > 0)
+    assert np.all(np.diff(collapse.sort_values(["beta", "generation"]).value.to_numpy().reshape(3, 5)) > 0)

@@ -5,12 +5,13 @@ initial responses, fit weighted min-norm least squares, publish synthetic respon
 entity's previous estimate, refit on the weighted mix. A wrong sign, missing transpose or
 wrong public block in the formulas would show up here even if dense and structured agreed.
 """
+
 import numpy as np
 
 from crossgen.theory import PINV_RTOL, FeatureSystem, homogenization, trajectory
 
 R = 20000
-Z = 5          # z-score bound: 52 comparisons, P(|N(0,1)| > 5) = 5.7e-7, false alarm < 3e-5
+Z = 5  # z-score bound: 52 comparisons, P(|N(0,1)| > 5) = 5.7e-7, false alarm < 3e-5
 SLACK = 1e-12  # deterministic quantities (stderr 0) may still differ by rounding
 
 
@@ -26,19 +27,18 @@ def simulate(system, alpha, beta, T, rng):
         b = beta[t]
         pool = 0.0
         if t > 0:
-            ysyn = [est[:, j] @ X.T + sd * rng.standard_normal((R, X.shape[0]))
-                    for j, X in enumerate(system.synthetic)]
-            pool = sum(y @ X for y, X in zip(ysyn, system.synthetic))        # (R, d)
+            ysyn = [est[:, j] @ X.T + sd * rng.standard_normal((R, X.shape[0])) for j, X in enumerate(system.synthetic)]
+            pool = sum(y @ X for y, X in zip(ysyn, system.synthetic))  # (R, d)
         Sbar = system.synthetic_grams.mean(axis=0)
         new = np.empty((R, K, system.d))
         for k in range(K):
             ab, ac = (1 - a[k]) * b[k], (1 - a[k]) * (1 - b[k])
             G = ab * system.private_grams[k] + ac * system.public_gram + a[k] * Sbar
             rhs = ab * yt[k] @ system.private[k] + ac * ys @ system.public + a[k] / K * pool
-            new[:, k] = rhs @ np.linalg.pinv(G, rcond=PINV_RTOL, hermitian=True)   # the estimator's cut-off
+            new[:, k] = rhs @ np.linalg.pinv(G, rcond=PINV_RTOL, hermitian=True)  # the estimator's cut-off
         est = new
         out.append(est.copy())
-    return np.array(out)                                                     # (T+1, R, K, d)
+    return np.array(out)  # (T+1, R, K, d)
 
 
 def test_monte_carlo_matches_exact_mse_mspe_and_cross_moments():
@@ -55,11 +55,10 @@ def test_monte_carlo_matches_exact_mse_mspe_and_cross_moments():
     exact = trajectory(s, alpha, beta, T)
     hom = homogenization(s, alpha, beta, T)
 
-    sq = np.sum(err ** 2, axis=-1)                                           # (T+1, R, K)
+    sq = np.sum(err**2, axis=-1)  # (T+1, R, K)
     mc, se = sq.mean(axis=1), sq.std(axis=1) / np.sqrt(R)
     assert np.all(np.abs(mc - exact.mse) < Z * se + SLACK), (mc, exact.mse)
-    assert np.all(np.abs(sims.mean(axis=1) - exact.mean)
-                  < Z * sims.std(axis=1) / np.sqrt(R) + SLACK)
+    assert np.all(np.abs(sims.mean(axis=1) - exact.mean) < Z * sims.std(axis=1) / np.sqrt(R) + SLACK)
 
     # MSPE of entity k on entity m's private features
     for m in range(K):

@@ -1,4 +1,5 @@
 """The paper's feature designs: shapes, ranks, determinism, and Figure 2's qualitative shape."""
+
 import numpy as np
 import pytest
 
@@ -36,7 +37,7 @@ def test_figure2_shape():
     at_half = eff[20, 1]
     # the scenarios module's claims: alpha = 0.5 within 0.5% of the best on beta = 0.5 (1%
     # allowed), and within 2% of the best beta = 0.9 setting
-    assert at_half >= 0.99 * eff[:, 1].max()              # alpha = 0.5 ~ best on beta = 0.5
-    assert at_half >= eff[:, 0].max()                     # beats every beta = 0.1 setting
-    assert at_half >= 0.98 * eff[:, 2].max()              # ~ as good as the best beta = 0.9
-    assert alphas[np.argmax(eff[:, 2])] < 0.3             # beta = 0.9: small alpha is best
+    assert at_half >= 0.99 * eff[:, 1].max()  # alpha = 0.5 ~ best on beta = 0.5
+    assert at_half >= eff[:, 0].max()  # beats every beta = 0.1 setting
+    assert at_half >= 0.98 * eff[:, 2].max()  # ~ as good as the best beta = 0.9
+    assert alphas[np.argmax(eff[:, 2])] < 0.3  # beta = 0.9: small alpha is best

@@ -1,5 +1,6 @@
 """The workflow loop with a tiny from-scratch transformers model: a run killed with
 SIGKILL mid-generation and resumed gives exactly the numbers of an uninterrupted run."""
+
 import os
 import subprocess
 import sys
@@ -17,15 +18,36 @@ TINY = {
     "generations": 2,
     "alpha": 0.5,
     "beta": 0.5,
-    "entities": [{"name": "science", "task": {"name": "offline_science", "source": "offline", "train_size": 200, "test_size": 20}},
-                 {"name": "arithmetic", "task": {"name": "offline_arithmetic", "source": "offline", "train_size": 200, "test_size": 20}}],
+    "entities": [
+        {
+            "name": "science",
+            "task": {"name": "offline_science", "source": "offline", "train_size": 200, "test_size": 20},
+        },
+        {
+            "name": "arithmetic",
+            "task": {"name": "offline_arithmetic", "source": "offline", "train_size": 200, "test_size": 20},
+        },
+    ],
     "public": {"name": "offline_stories", "source": "offline", "train_size": 200, "test_size": 20},
     "mixing": {"paradigm": "accumulate-subsample", "n": 64},
-    "model": {"backend": "hf", "scratch": {"n_layer": 1, "n_head": 2, "n_embd": 32, "n_positions": 128, "vocab_size": 300}},
-    "initial_training": {"max_steps": 15, "learning_rate": 3e-3, "per_device_train_batch_size": 8,
-                         "gradient_accumulation_steps": 1, "max_seq_length": 96},
-    "training": {"max_steps": 4, "learning_rate": 1e-3, "per_device_train_batch_size": 8,
-                 "gradient_accumulation_steps": 1, "max_seq_length": 96},
+    "model": {
+        "backend": "hf",
+        "scratch": {"n_layer": 1, "n_head": 2, "n_embd": 32, "n_positions": 128, "vocab_size": 300},
+    },
+    "initial_training": {
+        "max_steps": 15,
+        "learning_rate": 3e-3,
+        "per_device_train_batch_size": 8,
+        "gradient_accumulation_steps": 1,
+        "max_seq_length": 96,
+    },
+    "training": {
+        "max_steps": 4,
+        "learning_rate": 1e-3,
+        "per_device_train_batch_size": 8,
+        "gradient_accumulation_steps": 1,
+        "max_seq_length": 96,
+    },
     "generation": {"num_prompts": 16, "max_new_tokens": 12, "batch_size": 16},
     "evaluation": {"test_size": 20, "batch_size": 20, "embedding_prompts": 0},
     "resources": {"cpus": 1, "threads": 1},
@@ -33,8 +55,9 @@ TINY = {
 
 
 def crossgen(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "crossgen", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "crossgen", *args], capture_output=True, text=True, env={**os.environ, **(env or {})}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -74,11 +97,15 @@ def test_bad_model_path_is_refused_before_anything_is_written(tmp_path):
 
 
 def test_bad_embedding_model_is_refused_before_anything_is_written(tmp_path):
-    data = dict(TINY, evaluation={**TINY["evaluation"], "embedding_prompts": 2,
-                                  "embedding_model": str(tmp_path / "no-such-encoder")})
+    data = dict(
+        TINY,
+        evaluation={**TINY["evaluation"], "embedding_prompts": 2, "embedding_model": str(tmp_path / "no-such-encoder")},
+    )
     config = tmp_path / "bad.yaml"
     config.write_text(yaml.safe_dump(data))
     proc = crossgen("run", str(config), "--out", str(tmp_path / "run"))
     assert proc.returncode == 2
-    assert proc.stderr.strip().startswith(f"error: invalid evaluation.embedding_model: {tmp_path / 'no-such-encoder'} (allowed: ")
+    assert proc.stderr.strip().startswith(
+        f"error: invalid evaluation.embedding_model: {tmp_path / 'no-such-encoder'} (allowed: "
+    )
     assert not (tmp_path / "run").exists()

@@ -1,5 +1,6 @@
 """The workflow loop on the linear backend: run directory, resume after kill -9, and the
 loop's per-generation errors against the exact theory (weighted-loss mode)."""
+
 import json
 import os
 import subprocess
@@ -9,17 +10,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from crossgen.backends.linear import feature_system
 from crossgen.config import load_config, parse_config
 from crossgen.errors import InputError
-from crossgen.presets import resolve_config
-from crossgen.backends.linear import feature_system
 from crossgen.experiment import run_experiment
-from crossgen.workflow.store import RunStore
 from crossgen.io import read_jsonl
+from crossgen.presets import resolve_config
+from crossgen.workflow.store import RunStore
 from helpers import tiny_linear
 
-SMALL = tiny_linear(name="small-linear", alpha=0.6, beta=0.4,
-                    model={"backend": "linear", "linear": {"d": 4, "rank": 2, "n_private": 12, "n_public": 6, "sigma2": 1.0}})
+SMALL = tiny_linear(
+    name="small-linear",
+    alpha=0.6,
+    beta=0.4,
+    model={"backend": "linear", "linear": {"d": 4, "rank": 2, "n_private": 12, "n_public": 6, "sigma2": 1.0}},
+)
 
 
 def small(**changes):
@@ -69,8 +74,9 @@ def test_resume_continues_and_skips_complete_generations(tmp_path):
     pd.testing.assert_frame_equal(pd.read_csv(resumed.root / "losses.csv"), pd.read_csv(full.root / "losses.csv"))
 
 
-@pytest.mark.parametrize("point", ["initial", "gen0.train.e1", "gen1.pool.e0", "gen2.train.e0", "gen2.losses",
-                                   "gen3.complete"])
+@pytest.mark.parametrize(
+    "point", ["initial", "gen0.train.e1", "gen1.pool.e0", "gen2.train.e0", "gen2.losses", "gen3.complete"]
+)
 def test_kill_minus_9_then_resume_gives_identical_numbers(tmp_path, point):
     """SIGKILL the CLI at a named point, resume, compare with an uninterrupted run."""
     config = tmp_path / "cfg.yaml"
@@ -85,7 +91,9 @@ def test_kill_minus_9_then_resume_gives_identical_numbers(tmp_path, point):
     assert killed.returncode == -9
     resumed = subprocess.run([*cmd, str(tmp_path / "run"), "--resume"], capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
-    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "run" / "losses.csv"), pd.read_csv(tmp_path / "ref" / "losses.csv"))
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tmp_path / "run" / "losses.csv"), pd.read_csv(tmp_path / "ref" / "losses.csv")
+    )
     for t in range(4):
         a = (RunStore(tmp_path / "run").model_dir(t, "e1") / "model.safetensors").read_bytes()
         b = (RunStore(tmp_path / "ref").model_dir(t, "e1") / "model.safetensors").read_bytes()
@@ -98,11 +106,15 @@ def test_cli_refuses_bad_input_with_exit_code_2(tmp_path):
     bad = dict(SMALL, alpha=1.5)
     config = tmp_path / "bad.yaml"
     config.write_text(yaml.safe_dump(bad))
-    proc = subprocess.run([sys.executable, "-m", "crossgen", "run", str(config), "--out", str(tmp_path / "r")],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "crossgen", "run", str(config), "--out", str(tmp_path / "r")],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        "error: invalid alpha: 1.5 (allowed: a number in [0, 1], or a list of 4 such numbers (one per generation 0..T))"]
+        "error: invalid alpha: 1.5 (allowed: a number in [0, 1], or a list of 4 such numbers (one per generation 0..T))"
+    ]
     assert not (tmp_path / "r").exists()
 
 
@@ -110,8 +122,9 @@ def test_loop_matches_theory_in_weighted_loss_mode(tmp_path):
     """Averaged over seeds, the loop's parameter error and test losses equal the theory's
     per-generation MSE and MSPE/n + sigma2 (z-scores; 2 x 4 x 2 MSE values and 2 x 4 x 2
     loss values are compared, so |z| < 4 keeps the family-wise false alarm rate tiny)."""
-    from crossgen.theory import trajectory
     from safetensors.numpy import load_file
+
+    from crossgen.theory import trajectory
 
     runs = 200
     cfg0 = small(generations=3)
@@ -136,7 +149,7 @@ def test_loop_matches_theory_in_weighted_loss_mode(tmp_path):
     z_loss = (losses.mean(0) - expected) / (losses.std(0, ddof=1) / np.sqrt(runs))
     assert np.abs(z_loss).max() < 4, z_loss
     # and the check has power: a wrong theory (e.g. sigma2 missing from Cov, correction 3) fails it
-    assert np.abs((errors.mean(0) - theory.bias2)).max() > 0.05
+    assert np.abs(errors.mean(0) - theory.bias2).max() > 0.05
 
 
 def test_linear_preset_runs(tmp_path):

@@ -1,2 +1,3 @@
 """crossgen."""
+
 __version__ = "0.1.0"

@@ -4,6 +4,7 @@ A run config is one YAML file (see configs/). Unknown keys are rejected, values 
 checked on load, and a bad value becomes an `InputError` that names the field by its
 dotted path, the value and what is allowed. Defaults follow Table 9 of the paper.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,6 +18,7 @@ from crossgen.io import read_yaml_mapping
 from crossgen.mixture import get_paradigm, weight_schedule
 
 Weight = Union[float, list[float]]
+
 
 class Strict(BaseModel):
     """Base: unknown keys are errors, assignments are validated too."""
@@ -43,7 +45,7 @@ class TaskConfig(Strict):
     test_size: Optional[int] = Field(default=None, ge=1)
 
     @model_validator(mode="after")
-    def _path_matches_source(self) -> "TaskConfig":
+    def _path_matches_source(self) -> TaskConfig:
         if self.source == "local" and self.path is None:
             raise InputError("path", None, "a file or folder path when source is 'local'")
         return self
@@ -86,7 +88,7 @@ class ArchitectureConfig(Strict):
     vocab_size: int = Field(default=2048, ge=64, description="size of the tokenizer trained on the run's real data")
 
     @model_validator(mode="after")
-    def _heads_divide_width(self) -> "ArchitectureConfig":
+    def _heads_divide_width(self) -> ArchitectureConfig:
         if self.n_embd % self.n_head:
             raise InputError("n_embd", self.n_embd, f"a multiple of n_head ({self.n_head})")
         return self
@@ -123,11 +125,13 @@ class ModelConfig(Strict):
     )
 
     @model_validator(mode="after")
-    def _one_source(self) -> "ModelConfig":
+    def _one_source(self) -> ModelConfig:
         if self.backend == "hf" and (self.name_or_path is None) == (self.scratch is None):
             raise InputError(
-                "name_or_path", self.name_or_path,
-                "exactly one of name_or_path (pretrained hub id or folder) or scratch (build from config) for backend 'hf'",
+                "name_or_path",
+                self.name_or_path,
+                "exactly one of name_or_path (pretrained hub id or folder) or scratch (build from config) "
+                "for backend 'hf'",
             )
         if self.backend == "linear" and self.linear is None:
             self.linear = LinearModelConfig()
@@ -146,6 +150,11 @@ class TrainingConfig(Strict):
     max_seq_length: int = Field(default=512, ge=8)
     weight_decay: float = Field(default=0.0, ge=0)
     bf16: Union[bool, Literal["auto"]] = Field(default="auto", description="auto: bf16 on a GPU that supports it")
+    group_by_length: bool = Field(
+        default=False,
+        description="batch examples of similar length together (less padding, faster; "
+        "batches are then not uniform draws)",
+    )
 
 
 class GenerationConfig(Strict):
@@ -163,7 +172,9 @@ class EvaluationConfig(Strict):
 
     test_size: Optional[int] = Field(default=None, ge=1, description="test examples per task (None: the whole split)")
     batch_size: int = Field(default=16, ge=1)
-    embedding_prompts: int = Field(default=200, ge=0, description="first prompts of each dataset completed and embedded")
+    embedding_prompts: int = Field(
+        default=200, ge=0, description="first prompts of each dataset completed and embedded"
+    )
     embedding_max_new_tokens: int = Field(default=64, ge=1)
     embedding_model: str = Field(default="all-MiniLM-L6-v2", description="sentence-transformers name or path")
 
@@ -173,8 +184,11 @@ class ResourcesConfig(Strict):
 
     cpus: float = Field(default=1, gt=0)
     gpus: float = Field(default=0, ge=0)
-    threads: Optional[int] = Field(default=None, ge=1, description="torch threads (None: torch's default, the "
-                                   "machine's cores; parallel sweep workers get their cpus)")
+    threads: Optional[int] = Field(
+        default=None,
+        ge=1,
+        description="torch threads (None: torch's default, the machine's cores; parallel sweep workers get their cpus)",
+    )
 
 
 class RunConfig(Strict):
@@ -197,7 +211,7 @@ class RunConfig(Strict):
     resources: ResourcesConfig = ResourcesConfig()
 
     @model_validator(mode="after")
-    def _consistent(self) -> "RunConfig":
+    def _consistent(self) -> RunConfig:
         names = [e.name for e in self.entities]
         if len(set(names)) != len(names):
             raise InputError("entities", names, "unique entity names")
@@ -273,8 +287,11 @@ def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
         else:
             raise TypeError(node)
     except (ValueError, IndexError, TypeError, AttributeError):
-        raise InputError(dotted, value, "a setting path of the config: mapping keys and list indices "
-                                        "that exist, e.g. entities.0.task.train_size") from None
+        raise InputError(
+            dotted,
+            value,
+            "a setting path of the config: mapping keys and list indices that exist, e.g. entities.0.task.train_size",
+        ) from None
 
 
 def validation_to_input_error(exc: ValidationError, data: Any) -> InputError:

@@ -12,6 +12,7 @@ returns and what the loop trains and scores on); `ExperimentData` is a run's pri
 tasks (one per entity) and its public data. `derive_seed` makes every seed of a run (the
 loop's and the backends' data draws alike).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping

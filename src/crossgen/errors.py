@@ -5,6 +5,7 @@ Anything a user can get wrong (a config value, a data file, a CLI argument) rais
 (disk full, no permission) is a `StorageError` naming the path, exit code 1; every other
 exception is a bug or an environment failure and exits 1.
 """
+
 from __future__ import annotations
 
 import math
@@ -46,9 +47,10 @@ def check_int(field: str, value: Any, minimum: int = 0, maximum: Optional[int] =
     allowed = f"an integer >= {minimum}" if maximum is None else f"an integer in [{minimum}, {maximum}]"
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise InputError(field, value, allowed)
-    if value < minimum or (maximum is not None and value > maximum):
+    number = int(value)
+    if number < minimum or (maximum is not None and number > maximum):
         raise InputError(field, value, allowed)
-    return int(value)
+    return number
 
 
 def check_fraction(field: str, value: Any) -> float:

@@ -4,27 +4,36 @@
 metrics (`crossgen.metrics`) as its evaluate hook. It lives above both, so that the workflow
 never imports the metrics that read its output.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 from crossgen.config import RunConfig
 from crossgen.workflow.progress import Progress
 from crossgen.workflow.run import run_workflow
 from crossgen.workflow.store import RunStore
 
-Hook = Callable[[RunStore, int], None]
+Hook = Callable[[RunStore, int], object]  # its return value is ignored
 
 
-def run_experiment(cfg: RunConfig, out: Path, resume: bool = False, progress: Optional[Progress] = None,
-                   generation0_from: Optional[Path] = None, evaluate_hook: Optional[Hook] = None) -> RunStore:
+def run_experiment(
+    cfg: RunConfig,
+    out: Path,
+    resume: bool = False,
+    progress: Optional[Progress] = None,
+    generation0_from: Optional[Path] = None,
+    evaluate_hook: Optional[Hook] = None,
+) -> RunStore:
     """`run_workflow` with the embedding metrics after every generation (see there for the
     parameters); `evaluate_hook` replaces the metrics when given."""
     if evaluate_hook is None:
         evaluate_hook = metrics_hook(cfg)
-    return run_workflow(cfg, out, resume=resume, progress=progress, generation0_from=generation0_from,
-                        evaluate_hook=evaluate_hook)
+    return run_workflow(
+        cfg, out, resume=resume, progress=progress, generation0_from=generation0_from, evaluate_hook=evaluate_hook
+    )
 
 
 def metrics_hook(cfg: RunConfig) -> Optional[Hook]:

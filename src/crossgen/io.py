@@ -9,6 +9,7 @@ renameat2 RENAME_EXCHANGE), so that there is no moment where neither exists.
 An `OSError` while writing (disk full, no permission) leaves the previous state intact and is
 raised as `StorageError`, whose message names the path that failed.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -17,9 +18,10 @@ import json
 import os
 import shutil
 import socket
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional
+from typing import Any, Optional
 
 from crossgen.errors import InputError, StorageError
 
@@ -122,19 +124,17 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def write_text(path: Path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
+    with atomic_path(path) as tmp, open(tmp, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def write_bytes(path: Path, data: bytes) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -194,7 +194,7 @@ class DirectoryLock:
         self.field = field
         self._fd: Optional[int] = None
 
-    def acquire(self) -> "DirectoryLock":
+    def acquire(self) -> DirectoryLock:
         import fcntl
 
         path = self.root / self.NAME
@@ -204,8 +204,9 @@ class DirectoryLock:
         except BlockingIOError:
             holder = os.pread(fd, 256, 0).decode(errors="replace").strip() or "another process"
             os.close(fd)
-            raise InputError(self.field, str(self.root),
-                             f"a run directory no other process is writing (locked by {holder})") from None
+            raise InputError(
+                self.field, str(self.root), f"a run directory no other process is writing (locked by {holder})"
+            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on host {socket.gethostname()}\n".encode(), 0)
         self._fd = fd
@@ -216,7 +217,7 @@ class DirectoryLock:
             os.close(self._fd)  # closing the descriptor drops the flock
             self._fd = None
 
-    def __enter__(self) -> "DirectoryLock":
+    def __enter__(self) -> DirectoryLock:
         return self.acquire()
 
     def __exit__(self, *exc: Any) -> None:

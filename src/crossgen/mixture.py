@@ -20,10 +20,12 @@ accumulate-and-subsample), drawn from every earlier pool too (accumulate), synth
 only (replace), or every example once with its component's weight as a loss weight
 (weighted-loss, the estimator of the paper's section 5). `docs/DESIGN.md` shows how to add one.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, NamedTuple, Optional, Sequence
+from typing import Any, ClassVar, NamedTuple, Optional
 
 import numpy as np
 
@@ -119,8 +121,14 @@ class Component:
     examples: Sequence[Example]
 
 
-def mixture(alpha: float, beta: float, private: Sequence[Example], public: Sequence[Example],
-            pools: Sequence[Sequence[Example]], pool_names: Sequence[str]) -> list[Component]:
+def mixture(
+    alpha: float,
+    beta: float,
+    private: Sequence[Example],
+    public: Sequence[Example],
+    pools: Sequence[Sequence[Example]],
+    pool_names: Sequence[str],
+) -> list[Component]:
     """The weighted components of one entity's update (`pools` empty at generation 0).
 
     Parameters
@@ -135,8 +143,7 @@ def mixture(alpha: float, beta: float, private: Sequence[Example], public: Seque
     list of Component: private, public, then one per pool, with the weights of `mixture_weights`.
     """
     w = mixture_weights(alpha, beta, len(pools))
-    components = [Component("private", "private", w.private, private),
-                  Component("public", "public", w.public, public)]
+    components = [Component("private", "private", w.private, private), Component("public", "public", w.public, public)]
     components += [Component(f"synthetic:{n}", "synthetic", pw, p) for n, pw, p in zip(pool_names, w.pools, pools)]
     return components
 

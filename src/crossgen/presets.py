@@ -1,4 +1,5 @@
 """Named run configs shipped with crossgen (src/crossgen/configs/*.yaml)."""
+
 from __future__ import annotations
 
 from importlib import resources

@@ -6,6 +6,7 @@ It runs a shrunk CPU preset (two generations, alpha = 0.5, tiny GPT-2) and a shr
 preset, and stores their tidy tables as JSON. Regenerate only on purpose: a change of these
 numbers is a change of crossgen's results, and the commit should say why.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,11 +19,22 @@ import pandas as pd
 HERE = Path(__file__).parent
 
 CPU = {  # dotted overrides of the cpu preset
-    "generations": 2, "model.scratch.n_layer": 1, "model.scratch.n_embd": 32, "model.scratch.n_head": 2,
-    "model.scratch.vocab_size": 300, "initial_training.max_steps": 30, "training.max_steps": 6,
-    "mixing.n": 96, "generation.num_prompts": 24, "generation.max_new_tokens": 12,
-    "evaluation.test_size": 24, "evaluation.embedding_prompts": 6, "evaluation.embedding_max_new_tokens": 8,
-    "entities.0.task.train_size": 120, "entities.1.task.train_size": 120, "public.train_size": 120,
+    "generations": 2,
+    "model.scratch.n_layer": 1,
+    "model.scratch.n_embd": 32,
+    "model.scratch.n_head": 2,
+    "model.scratch.vocab_size": 300,
+    "initial_training.max_steps": 30,
+    "training.max_steps": 6,
+    "mixing.n": 96,
+    "generation.num_prompts": 24,
+    "generation.max_new_tokens": 12,
+    "evaluation.test_size": 24,
+    "evaluation.embedding_prompts": 6,
+    "evaluation.embedding_max_new_tokens": 8,
+    "entities.0.task.train_size": 120,
+    "entities.1.task.train_size": 120,
+    "public.train_size": 120,
     "resources.cpus": 1,
 }
 LINEAR = {"generations": 4, "seed": 3}

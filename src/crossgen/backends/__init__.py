@@ -6,12 +6,13 @@ LMs; torch is imported when a model is built), `linear` (the theory's linear-Gau
 model). `HFBackend` and `HFModel` are imported lazily so that theory-only users never load
 torch.
 """
+
 from __future__ import annotations
 
 from typing import Any
 
 from crossgen.backends.base import Backend, GenerativeModel, ProgressFn, TrainStats
-from crossgen.backends.registry import backend_names, build, get_backend, register_backend
+from crossgen.backends.registry import backend_names, get_backend, register_backend
 
 __all__ = [
     "Backend",
@@ -21,7 +22,6 @@ __all__ = [
     "ProgressFn",
     "TrainStats",
     "backend_names",
-    "build",
     "get_backend",
     "register_backend",
 ]

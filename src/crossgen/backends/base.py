@@ -33,11 +33,13 @@ as it keeps these semantics:
 - ``save(directory)`` writes safetensors weights plus everything ``Backend.load`` needs;
   the directory appears complete or not at all. ``load(save(m))`` scores identically.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Any, Optional, Protocol, runtime_checkable
 
 from crossgen.data import Example
 
@@ -71,7 +73,7 @@ class GenerativeModel(Protocol):
     def train(
         self,
         examples: Sequence[Example],
-        cfg: "TrainingConfig",
+        cfg: TrainingConfig,
         seed: int,
         weights: Optional[Sequence[float]] = None,
         progress: Optional[ProgressFn] = None,
@@ -80,7 +82,7 @@ class GenerativeModel(Protocol):
     def generate(
         self,
         prompts: Sequence[Any],
-        cfg: "GenerationConfig",
+        cfg: GenerationConfig,
         seed: int,
         max_new_tokens: Optional[int] = None,
     ) -> list[Any]: ...
@@ -108,7 +110,7 @@ class Backend(Protocol):
     LOSS_LABEL: str
 
     @classmethod
-    def from_config(cls, cfg: "RunConfig") -> "tuple[ExperimentData, Backend]":
+    def from_config(cls, cfg: RunConfig) -> tuple[ExperimentData, Backend]:
         """The run's data and a backend for `cfg`; every InputError (bad task, model path,
         device) is raised here, before anything is written. Text backends usually load the
         data with `crossgen.tasks.load_experiment_data(cfg)`."""

@@ -1,4 +1,5 @@
 """Which torch device a run uses: the one home of device selection (models and embeddings)."""
+
 from __future__ import annotations
 
 from crossgen.errors import InputError
@@ -16,7 +17,10 @@ def resolve_device(device: str = "auto") -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu"
     kind = device.split(":")[0]
-    if (kind == "cuda" and not torch.cuda.is_available()) or (kind == "mps" and not has_mps) \
-            or kind not in ("cpu", "cuda", "mps"):
+    if (
+        (kind == "cuda" and not torch.cuda.is_available())
+        or (kind == "mps" and not has_mps)
+        or kind not in ("cpu", "cuda", "mps")
+    ):
         raise InputError("device", device, ALLOWED)
     return device

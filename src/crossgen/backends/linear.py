@@ -13,11 +13,13 @@ and differ only in their noise: averaging over seeds gives the unconditional MSE
 theory computes. Test sets reuse the training features with fresh noise, so a model's
 score is its MSPE on that task plus sigma2. Task names are labels only (no task is loaded).
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 from safetensors.numpy import load_file, save_file
@@ -46,9 +48,14 @@ class LinearModel:
         self.theta = np.asarray(theta, dtype=float)
         self.sigma2 = float(sigma2)
 
-    def train(self, examples: Sequence[Example], cfg: Any = None, seed: int = 0,
-              weights: Optional[Sequence[float]] = None,
-              progress: Optional[Callable[[int, int], None]] = None) -> TrainStats:
+    def train(
+        self,
+        examples: Sequence[Example],
+        cfg: Any = None,
+        seed: int = 0,
+        weights: Optional[Sequence[float]] = None,
+        progress: Optional[Callable[[int, int], None]] = None,
+    ) -> TrainStats:
         start = time.perf_counter()
         X, y = _design(examples)
         w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=float)
@@ -60,8 +67,9 @@ class LinearModel:
         residual = float(np.average((y - X @ self.theta) ** 2, weights=w)) if w.sum() > 0 else 0.0
         return TrainStats(steps=1, tokens=len(y), seconds=time.perf_counter() - start, final_loss=residual)
 
-    def generate(self, prompts: Sequence[Any], cfg: Any = None, seed: int = 0,
-                 max_new_tokens: Optional[int] = None) -> list[float]:
+    def generate(
+        self, prompts: Sequence[Any], cfg: Any = None, seed: int = 0, max_new_tokens: Optional[int] = None
+    ) -> list[float]:
         X = np.asarray([np.asarray(p, dtype=float) for p in prompts]).reshape(len(prompts), -1)
         noise = np.random.default_rng(seed).standard_normal(len(prompts)) * np.sqrt(self.sigma2)
         return (X @ self.theta + noise).tolist()
@@ -128,8 +136,15 @@ def feature_system(cfg: RunConfig) -> FeatureSystem:
     lin = cfg.model.linear or LinearModelConfig()  # the config fills it in for backend linear
     if lin.features is not None:
         return FeatureSystem.from_npz(lin.features)
-    return low_rank_system(K=cfg.K, d=lin.d, rank=lin.rank, n_private=lin.n_private,
-                           n_public=lin.n_public, seed=lin.feature_seed, sigma2=lin.sigma2)
+    return low_rank_system(
+        K=cfg.K,
+        d=lin.d,
+        rank=lin.d if lin.rank is None else lin.rank,  # None: full rank
+        n_private=lin.n_private,
+        n_public=lin.n_public,
+        seed=lin.feature_seed,
+        sigma2=lin.sigma2,
+    )
 
 
 def linear_data(cfg: RunConfig) -> tuple[ExperimentData, FeatureSystem]:
@@ -152,6 +167,7 @@ def linear_data(cfg: RunConfig) -> tuple[ExperimentData, FeatureSystem]:
         def draw() -> list[Example]:
             y = X @ system.theta + rng.standard_normal(len(X)) * np.sqrt(system.sigma2)
             return [Example(x, float(v), real_source(name)) for x, v in zip(X, y)]
+
         return TaskSplit(name, draw(), draw())
 
     private = [split(e.task.name, X) for e, X in zip(cfg.entities, system.private)]

@@ -1,4 +1,4 @@
-"""Backend names -> backend classes: `register_backend`, `get_backend`, `backend_names`, `build`.
+"""Backend names -> backend classes: `register_backend`, `get_backend`, `backend_names`.
 
 A backend named X lives in the module ``crossgen.backends.X`` (a module or a package), which
 registers its class with ``@register_backend("X")`` when imported. The module is imported
@@ -11,6 +11,7 @@ A backend class follows `crossgen.backends.base.Backend`: ``from_config(cfg)`` b
 run's data and the backend, and the capabilities ``TEXT`` and ``LOSS_LABEL`` tell the
 metrics and the report what its models produce.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -23,9 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from crossgen.errors import InputError
 
 if TYPE_CHECKING:
-    from crossgen.backends.base import Backend
-    from crossgen.config import RunConfig
-    from crossgen.data import ExperimentData
+    pass
 
 ENTRY_POINT_GROUP = "crossgen.backends"
 CAPABILITIES = ("TEXT", "LOSS_LABEL", "from_config", "initial_model", "load")
@@ -55,8 +54,9 @@ def register_backend(name: str) -> Callable[[T], T]:
     def decorate(cls: T) -> T:
         lacking = [m for m in CAPABILITIES if not hasattr(cls, m)]
         if lacking:
-            raise TypeError(f"backend {name!r} ({cls.__qualname__}) lacks {', '.join(lacking)} "
-                            "(see crossgen.backends.base.Backend)")
+            raise TypeError(
+                f"backend {name!r} ({cls.__qualname__}) lacks {', '.join(lacking)} (see crossgen.backends.base.Backend)"
+            )
         old = _BACKENDS.get(name)
         if old is not None and (old.__module__, old.__qualname__) != (cls.__module__, cls.__qualname__):
             raise ValueError(f"backend {name!r} is already registered by {old.__module__}.{old.__qualname__}")
@@ -82,8 +82,9 @@ def _load_entry_point(ep: EntryPoint) -> None:
     if isinstance(obj, type) and ep.name not in _BACKENDS:
         register_backend(ep.name)(obj)
     if ep.name not in _BACKENDS:
-        raise RuntimeError(f"entry point {ep.name} = {ep.value!r} (group {ENTRY_POINT_GROUP}) "
-                           f"registers no backend {ep.name!r}")
+        raise RuntimeError(
+            f"entry point {ep.name} = {ep.value!r} (group {ENTRY_POINT_GROUP}) registers no backend {ep.name!r}"
+        )
 
 
 def get_backend(name: str) -> Any:
@@ -128,24 +129,3 @@ def backend_names() -> list[str]:
         if name not in _BACKENDS:
             _load_entry_point(ep)
     return sorted(_BACKENDS)
-
-
-def build(cfg: RunConfig) -> tuple[ExperimentData, Backend]:
-    """The data and the backend of a run: ``get_backend(cfg.model.backend).from_config(cfg)``.
-
-    Parameters
-    ----------
-    cfg
-        The run config.
-
-    Returns
-    -------
-    (ExperimentData, Backend)
-
-    Raises
-    ------
-    InputError
-        An unknown backend, a bad task, model path or device; raised before anything is
-        written.
-    """
-    return get_backend(cfg.model.backend).from_config(cfg)

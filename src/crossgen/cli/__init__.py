@@ -5,6 +5,7 @@ the field, the value and what is allowed, and no traceback; 1 anything else (a f
 says which path). Each command module imports its heavy dependencies inside the command,
 so `crossgen --help` loads neither torch nor matplotlib.
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -16,8 +17,12 @@ from crossgen.cli import experiments, report, sweep, theory
 from crossgen.cli.common import stderr
 from crossgen.errors import InputError, StorageError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Generative models trained, generation after generation, on each other's outputs.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Generative models trained, generation after generation, on each other's outputs.",
+)
 app.add_typer(theory.theory_app, name="theory")
 app.command("simulate")(theory.simulate)
 app.command("run")(experiments.run)
@@ -33,8 +38,11 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                       help="print the version and exit")) -> None:
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="print the version and exit"
+    ),
+) -> None:
     """Generative models trained, generation after generation, on each other's outputs."""
 
 

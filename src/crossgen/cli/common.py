@@ -1,4 +1,5 @@
 """What every command shares: the consoles and `--set key.path=value` overrides."""
+
 from __future__ import annotations
 
 from typing import Any, Optional

@@ -1,4 +1,5 @@
 """CLI of the experiments: run a config, and the one-command demo."""
+
 from __future__ import annotations
 
 import time
@@ -7,28 +8,32 @@ from typing import Optional
 
 import typer
 
-from crossgen.cli.common import stderr, stdout, parse_overrides
-
+from crossgen.cli.common import parse_overrides, stderr, stdout
 from crossgen.errors import InputError
-
 
 
 def run(
     config: str = typer.Argument(..., help="run config YAML, or a preset name (see configs/)"),
     out_dir: Path = typer.Option(..., "--out", help="run directory to create"),
-    resume: bool = typer.Option(False, "--resume", help="continue the run in --out from its first incomplete generation"),
-    overrides: Optional[list[str]] = typer.Option(None, "--set", help="override a setting: key.path=value (YAML value)"),
+    resume: bool = typer.Option(
+        False, "--resume", help="continue the run in --out from its first incomplete generation"
+    ),
+    overrides: Optional[list[str]] = typer.Option(
+        None, "--set", help="override a setting: key.path=value (YAML value)"
+    ),
 ) -> None:
     """Run the interactive training workflow of one config into a run directory."""
     from crossgen.config import load_config
+    from crossgen.experiment import run_experiment
     from crossgen.presets import resolve_config
     from crossgen.report import write_run_report
     from crossgen.workflow.progress import RichProgress
-    from crossgen.experiment import run_experiment
 
     cfg = load_config(resolve_config(config), parse_overrides(overrides))
     started = time.perf_counter()
-    store = run_experiment(cfg, out_dir, resume=resume, progress=RichProgress(cfg.name, console=stderr, note=threads_note(cfg)))
+    store = run_experiment(
+        cfg, out_dir, resume=resume, progress=RichProgress(cfg.name, console=stderr, note=threads_note(cfg))
+    )
     write_run_report([store.root], store.root / "report.html")
     stderr.print(f"run finished in {time.perf_counter() - started:.1f} s")
     stdout.print(str(store.root))
@@ -38,30 +43,40 @@ def demo(
     out_dir: Path = typer.Option(Path("crossgen-demo"), "--out", help="folder for the runs, figures and report"),
     preset: str = typer.Option("cpu", "--preset", help="run config or preset for the language-model part"),
     alphas: str = typer.Option("0,0.5,1", "--alphas", help="comma-separated alpha values"),
-    replicates: int = typer.Option(4000, "--replicates", help="Monte Carlo replicates of the theory figures"),
+    replicates: Optional[int] = typer.Option(
+        None,
+        "--replicates",
+        help="Monte Carlo replicates of the theory figures (default: crossgen.theory.figures.MC_REPLICATES = 4000)",
+    ),
     overrides: Optional[list[str]] = typer.Option(None, "--set", help="override a setting of the preset: key=value"),
 ) -> None:
     """Theory figures + the preset at several alphas (sharing generation 0), then the report."""
     from crossgen.config import load_config, parse_config
+    from crossgen.experiment import run_experiment
     from crossgen.presets import resolve_config
     from crossgen.report import write_run_report
-    from crossgen.theory.figures import figure2, figure4
+    from crossgen.theory.figures import MC_REPLICATES, figure2, figure4
     from crossgen.workflow.progress import RichProgress
-    from crossgen.experiment import run_experiment
 
     alpha_values = _parse_alphas(alphas)
     base = load_config(resolve_config(preset), parse_overrides(overrides))
     started = time.perf_counter()
     stderr.print("[bold]1/3[/] theory figures (Figures 2 and 4 of the paper)")
+    replicates = MC_REPLICATES if replicates is None else replicates
     figure2(out_dir / "theory", replicates=replicates)
     figure4(out_dir / "theory", replicates=replicates)
     stderr.print(f"[bold]2/3[/] {base.K} entities, T={base.generations}, alpha in {alpha_values}")
-    runs = []
+    runs: list[Path] = []
     for i, alpha in enumerate(alpha_values):
         cfg = parse_config({**base.model_dump(), "alpha": alpha, "name": f"{base.name} alpha={alpha:g}"})
         run_dir = out_dir / f"alpha_{alpha:g}"
-        store = run_experiment(cfg, run_dir, resume=True, progress=RichProgress(f"alpha={alpha:g}", console=stderr, note=threads_note(cfg) if i == 0 else None),
-                               generation0_from=runs[0] if i and not run_dir.exists() else None)
+        store = run_experiment(
+            cfg,
+            run_dir,
+            resume=True,
+            progress=RichProgress(f"alpha={alpha:g}", console=stderr, note=threads_note(cfg) if i == 0 else None),
+            generation0_from=runs[0] if i and not run_dir.exists() else None,
+        )
         runs.append(store.root)
     stderr.print("[bold]3/3[/] report")
     report = write_run_report(runs, out_dir / "report.html", theory_dir=out_dir / "theory")

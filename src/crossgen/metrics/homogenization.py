@@ -6,9 +6,10 @@ spread: for each prompt, the mean squared Euclidean distance of the K models' em
 diversity: 1 - the mean cosine similarity between one model's completions of different prompts
   (all ordered pairs i != j). 0 when the model answers every prompt the same way (collapse).
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

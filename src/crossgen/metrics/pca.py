@@ -6,19 +6,20 @@ embedding of every run and generation, and `PCA2.transform` maps any embedding t
 place whatever panel it is drawn in. Signs are fixed (largest loading of each component is
 positive), so the result is deterministic.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import numpy as np
 
 
 @dataclass(frozen=True)
 class PCA2:
-    mean: np.ndarray         # (d,)
-    components: np.ndarray   # (k, d), orthonormal rows
-    explained: np.ndarray    # (k,) share of the total variance of each component
+    mean: np.ndarray  # (d,)
+    components: np.ndarray  # (k, d), orthonormal rows
+    explained: np.ndarray  # (k,) share of the total variance of each component
 
     def transform(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)
@@ -38,7 +39,7 @@ def fit_pca(arrays: Iterable[np.ndarray], n_components: int = 2) -> PCA2:
     for i in range(k):  # deterministic sign
         if comps[i, np.argmax(np.abs(comps[i]))] < 0:
             comps[i] = -comps[i]
-    var = s ** 2
+    var = s**2
     explained = var[:k] / var.sum() if var.sum() > 0 else np.zeros(k)
     if k < n_components:  # fewer rows than components: pad with zero directions
         comps = np.vstack([comps, np.zeros((n_components - k, data.shape[1]))])

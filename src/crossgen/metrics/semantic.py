@@ -3,6 +3,7 @@
 distance = mean over prompts i of 1 - cos(emb(completion_i), emb(reference_i)); 0 when every
 completion means (embeds) the same as its reference answer, up to 2 for opposite embeddings.
 """
+
 from __future__ import annotations
 
 import numpy as np

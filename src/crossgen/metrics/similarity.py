@@ -4,10 +4,11 @@ For two models a and b that completed the same n prompts of a dataset, the simil
 mean_i cos(emb_a[i], emb_b[i]): the two completions of one prompt are compared, then averaged
 over prompts.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from itertools import combinations
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -31,7 +32,9 @@ def mean_paired_cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(c.mean()) if c.size else float("nan")
 
 
-def pairwise_similarity(embeddings: Mapping[str, np.ndarray], order: Sequence[str] | None = None) -> list[tuple[str, str, float]]:
+def pairwise_similarity(
+    embeddings: Mapping[str, np.ndarray], order: Sequence[str] | None = None
+) -> list[tuple[str, str, float]]:
     """(model_a, model_b, cosine) for every unordered pair, a before b in `order` (default: dict order)."""
     names = list(order) if order is not None else list(embeddings)
     return [(a, b, mean_paired_cosine(embeddings[a], embeddings[b])) for a, b in combinations(names, 2)]

@@ -1,5 +1,6 @@
 """Figures as bytes and as self-contained <img> tags (base64 data URIs): the one home for
 embedding images in crossgen's HTML pages (run report and sweep report)."""
+
 from __future__ import annotations
 
 import base64

@@ -14,6 +14,7 @@ theory_figure        linear-backend runs: observed losses over the theory's pred
 Every function takes the runs of one experiment (same entities and tasks) and returns a
 matplotlib Figure, or None when the runs have no data for it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -67,8 +68,14 @@ def _pair_style(i: int, j: Optional[int], K: int) -> dict:
         return dict(color=color, linestyle=":", marker="", linewidth=1.4)
     if i == j:
         return dict(color=color, linestyle="-", marker="o", markersize=3.5, linewidth=2.0)
-    return dict(color=color, linestyle="--", marker="s", markersize=3, linewidth=1.5,
-                alpha=1.0 if K == 2 else 0.55 + 0.45 * ((j - i) % K == 1))
+    return dict(
+        color=color,
+        linestyle="--",
+        marker="s",
+        markersize=3,
+        linewidth=1.5,
+        alpha=1.0 if K == 2 else 0.55 + 0.45 * ((j - i) % K == 1),
+    )
 
 
 def _series(frame, filters: dict, value: str):
@@ -95,7 +102,7 @@ def _model_task_figure(runs: list[RunData], table: str, value: str, ylabel: str,
     run = runs[0]
     K = run.K
     fig, panels = _grid(conds)
-    handles = {}
+    handles: dict[str, Line2D] = {}
     for ax, cond in panels:
         frame = cond.table(table)
         for i, model in enumerate(run.entities):
@@ -114,7 +121,14 @@ def _model_task_figure(runs: list[RunData], table: str, value: str, ylabel: str,
         if ax.get_subplotspec().is_first_col():
             ax.set_ylabel(ylabel)
     order = sorted(handles, key=lambda s: (("D*" in s), s))
-    fig.legend([handles[k] for k in order], order, loc="outside lower center", ncol=min(len(order), 4), fontsize=8, frameon=False)
+    fig.legend(
+        [handles[k] for k in order],
+        order,
+        loc="outside lower center",
+        ncol=min(len(order), 4),
+        fontsize=8,
+        frameon=False,
+    )
     fig.suptitle(title, fontsize=11)
     return fig
 
@@ -123,17 +137,29 @@ def loss_figure(runs: list[RunData]) -> Optional[Figure]:
     from crossgen.backends.registry import get_backend
 
     unit = get_backend(runs[0].backend).LOSS_LABEL
-    return _model_task_figure(runs, "losses", "loss", f"loss, {unit}",
-                              f"Loss per generation, K = {runs[0].K} (solid: own task, dashed: other tasks, dotted: D*)")
+    return _model_task_figure(
+        runs,
+        "losses",
+        "loss",
+        f"loss, {unit}",
+        f"Loss per generation, K = {runs[0].K} (solid: own task, dashed: other tasks, dotted: D*)",
+    )
 
 
 def semantic_figure(runs: list[RunData]) -> Optional[Figure]:
-    return _model_task_figure(runs, "semantic", "distance", "1 − cos(answer, reference)",
-                              "Semantic distance between each model's answers and the correct answers")
+    return _model_task_figure(
+        runs,
+        "semantic",
+        "distance",
+        "1 − cos(answer, reference)",
+        "Semantic distance between each model's answers and the correct answers",
+    )
 
 
 def _dataset_labels(run: RunData) -> list[tuple[str, str]]:
-    return [(f"D~{i + 1} ({t})", t) for i, t in enumerate(run.private_tasks)] + [(f"D* ({run.public_task})", run.public_task)]
+    return [(f"D~{i + 1} ({t})", t) for i, t in enumerate(run.private_tasks)] + [
+        (f"D* ({run.public_task})", run.public_task)
+    ]
 
 
 def _condition_legend_label(cond: Condition, multi_beta: bool) -> str:
@@ -142,15 +168,23 @@ def _condition_legend_label(cond: Condition, multi_beta: bool) -> str:
     return f"α = {fmt_weight(cond.alpha)}" + (f", β = {fmt_weight(cond.beta)}" if multi_beta else "")
 
 
-def _per_dataset_lines(ax, conds, table: str, value: str, dataset: str, multi_beta: bool, extra: Optional[dict] = None) -> None:
+def _per_dataset_lines(
+    ax, conds, table: str, value: str, dataset: str, multi_beta: bool, extra: Optional[dict] = None
+) -> None:
     for n, cond in enumerate(conds):
         filters = {"dataset": dataset, **(extra or {})}
         s = _series(cond.table(table), filters, value)
         if s is None:
             continue
-        ax.plot(*s, color=CONDITION_COLORS[n % len(CONDITION_COLORS)], marker="o", markersize=3.5, linewidth=1.8,
-                linestyle="-" if not multi_beta else ["-", "--", ":", "-."][betas(conds).index(cond.beta) % 4],
-                label=_condition_legend_label(cond, multi_beta))
+        ax.plot(
+            *s,
+            color=CONDITION_COLORS[n % len(CONDITION_COLORS)],
+            marker="o",
+            markersize=3.5,
+            linewidth=1.8,
+            linestyle="-" if not multi_beta else ["-", "--", ":", "-."][betas(conds).index(cond.beta) % 4],
+            label=_condition_legend_label(cond, multi_beta),
+        )
 
 
 def similarity_figure(runs: list[RunData]) -> Optional[Figure]:
@@ -192,8 +226,10 @@ def homogenization_figure(runs: list[RunData]) -> Optional[Figure]:
     axes[1][0].set_ylabel("diversity within a model\n(mean over models)")
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 6), fontsize=8, frameon=False)
-    fig.suptitle("Homogenization: spread of the K models around their centroid (top), "
-                 "variety of one model's answers (bottom)", fontsize=11)
+    fig.suptitle(
+        "Homogenization: spread of the K models around their centroid (top), variety of one model's answers (bottom)",
+        fontsize=11,
+    )
     return fig
 
 
@@ -223,7 +259,7 @@ def pca_panels(runs: list[RunData]) -> Optional[PCAPanels]:
     arrays = []
     for run in runs:
         for t in run.embedding_generations():
-            emb = run.embeddings(t)
+            emb = _embeddings(run, t)
             arrays += [emb[k] for k in keys if k in emb and len(emb[k])]
     if not arrays:
         return None
@@ -232,18 +268,19 @@ def pca_panels(runs: list[RunData]) -> Optional[PCAPanels]:
     firsts: list[tuple[Condition, dict]] = []  # distinct generation-0 embeddings (usually shared by all alphas)
     for cond in conds:
         if cond.first.embedding_generations()[0] == 0:
-            emb0 = cond.first.embeddings(0)
+            emb0 = _embeddings(cond.first, 0)
             if not any(_same(emb0, other, keys) for _, other in firsts):
                 firsts.append((cond, emb0))
     wanted: list[tuple[str, RunData, int]] = [
-        ("t = 0" if len(firsts) == 1 else f"t = 0, {_panel_title(cond)}", cond.first, 0) for cond, _ in firsts]
+        ("t = 0" if len(firsts) == 1 else f"t = 0, {_panel_title(cond)}", cond.first, 0) for cond, _ in firsts
+    ]
     for cond in conds:
         last = cond.first.embedding_generations()[-1]
         if last != 0:
             wanted.append((f"t = {last}, {_panel_title(cond)}", cond.first, last))
     panels = []
     for title, run, t in wanted:
-        emb = run.embeddings(t)
+        emb = _embeddings(run, t)
         panel = PCAPanel(title, run, t)
         for m in models:
             for _, ds in datasets:
@@ -252,6 +289,13 @@ def pca_panels(runs: list[RunData]) -> Optional[PCAPanels]:
                     panel.points[(m, ds)] = pca.transform(emb[k])
         panels.append(panel)
     return PCAPanels(pca, panels, models, datasets, sum(len(a) for a in arrays))
+
+
+def _embeddings(run: RunData, t: int) -> dict[str, np.ndarray]:
+    """The embeddings of a generation listed by `run.embedding_generations()` (its file exists)."""
+    emb = run.embeddings(t)
+    assert emb is not None, f"no embeddings for generation {t} of {run.name}"
+    return emb
 
 
 def _same(a: dict, b: dict, keys: list[str]) -> bool:
@@ -272,8 +316,15 @@ def pca_figure(data: PCAPanels) -> Figure:
         for (m, ds), xy in panel.points.items():
             mi = data.models.index(m)
             di = [d for _, d in data.datasets].index(ds)
-            ax.scatter(xy[:, 0], xy[:, 1], s=10, alpha=0.55, linewidths=0, color=DATASET_COLORS[di % len(DATASET_COLORS)],
-                       marker=MARKERS[mi % len(MARKERS)])
+            ax.scatter(
+                xy[:, 0],
+                xy[:, 1],
+                s=10,
+                alpha=0.55,
+                linewidths=0,
+                color=DATASET_COLORS[di % len(DATASET_COLORS)],
+                marker=MARKERS[mi % len(MARKERS)],
+            )
         ax.set_title(panel.title, fontsize=10)
         ax.grid(True, alpha=0.25)
     ev = data.pca.explained
@@ -281,21 +332,27 @@ def pca_figure(data: PCAPanels) -> Figure:
         ax.set_xlabel(f"PC1 ({100 * ev[0]:.0f}% of variance)")
     for row in axes:
         row[0].set_ylabel(f"PC2 ({100 * ev[1]:.0f}%)")
-    handles = [Line2D([], [], linestyle="", marker="o", color=DATASET_COLORS[i % len(DATASET_COLORS)], label=label)
-               for i, (label, _) in enumerate(data.datasets)]
-    handles += [Line2D([], [], linestyle="", marker=MARKERS[i % len(MARKERS)], color="#444444", label=f"Model {i + 1} ({m})")
-                for i, m in enumerate(data.models)]
+    handles = [
+        Line2D([], [], linestyle="", marker="o", color=DATASET_COLORS[i % len(DATASET_COLORS)], label=label)
+        for i, (label, _) in enumerate(data.datasets)
+    ]
+    handles += [
+        Line2D([], [], linestyle="", marker=MARKERS[i % len(MARKERS)], color="#444444", label=f"Model {i + 1} ({m})")
+        for i, m in enumerate(data.models)
+    ]
     fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 6), fontsize=8, frameon=False)
-    fig.suptitle("PCA of output embeddings (one PCA fitted on all runs and generations; colour = dataset, marker = model)",
-                 fontsize=10)
+    fig.suptitle(
+        "PCA of output embeddings (one PCA fitted on all runs and generations; colour = dataset, marker = model)",
+        fontsize=10,
+    )
     return fig
 
 
 # -- theory overlay (linear backend) -----------------------------------------------------------
 def theory_predictions(run: RunData) -> Optional[np.ndarray]:
     """(T+1, K, K) expected test loss of model k on private task m, or None if the theory is unavailable."""
-    from crossgen.theory import trajectory
     from crossgen.backends.linear import feature_system
+    from crossgen.theory import trajectory
 
     cfg = run.cfg
     system = feature_system(cfg)
@@ -322,7 +379,7 @@ def theory_figure(runs: list[RunData]) -> Optional[Figure]:
     run = linear[0]
     K = run.K
     fig, panels = _grid(conds, sharey=True)
-    handles = {}
+    handles: dict[str, Line2D] = {}
     for (ax, cond), pred in zip(panels, preds):
         frame = cond.losses
         for i, model in enumerate(run.entities):
@@ -337,8 +394,9 @@ def theory_figure(runs: list[RunData]) -> Optional[Figure]:
             for what, series, ls, marker, theory in lines:
                 label = f"Model {i + 1}, {what}"
                 if series is not None:
-                    (h,) = ax.plot(*series, color=color, linestyle=ls, marker=marker, markersize=3.5, linewidth=1.5,
-                                   label=label)
+                    (h,) = ax.plot(
+                        *series, color=color, linestyle=ls, marker=marker, markersize=3.5, linewidth=1.5, label=label
+                    )
                     handles.setdefault(label + " (run)", h)
                 if theory is not None:
                     ax.plot(np.arange(len(theory)), theory, color=color, linestyle=":", linewidth=2.4, alpha=0.6)
@@ -347,9 +405,18 @@ def theory_figure(runs: list[RunData]) -> Optional[Figure]:
         _int_xaxis(ax)
     panels[0][0].set_ylabel("test MSE")
     handles["theory (dotted, model's colour)"] = Line2D([], [], color="#555555", linestyle=":", linewidth=2.4)
-    fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncol=-(-len(handles) // 2),
-               fontsize=8, frameon=False)  # two rows: a column per model (own task above other tasks)
+    fig.legend(
+        list(handles.values()),
+        list(handles),
+        loc="outside lower center",
+        ncol=-(-len(handles) // 2),
+        fontsize=8,
+        frameon=False,
+    )  # two rows: a column per model (own task above other tasks)
     other = "mean over the other private tasks" if K > 2 else "the other private task"
-    fig.suptitle(f"Linear backend: run losses (own task solid, {other} dashed) and the theory's expectation "
-                 f"mspe/n + σ² (dotted)", fontsize=10)
+    fig.suptitle(
+        f"Linear backend: run losses (own task solid, {other} dashed) and the theory's expectation "
+        f"mspe/n + σ² (dotted)",
+        fontsize=10,
+    )
     return fig

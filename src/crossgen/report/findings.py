@@ -13,6 +13,7 @@ claim 3  alpha > 0: the models become more similar: the mean cosine similarity o
 
 Each claim is 'held', 'did not hold' or 'not testable' (e.g. no alpha = 1 run, no embeddings).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -54,7 +55,7 @@ def _pick(conds: list[Condition], alpha: float) -> Optional[Condition]:
 
 
 def _changes(cond: Condition, run: RunData, pairs: list[tuple[int, int]]) -> list[tuple[str, float, float, str]]:
-    out = []
+    out: list[tuple[str, float, float, str]] = []
     if len(cond.generations) < 2:  # nothing to compare yet
         return out
     for i, j in pairs:
@@ -66,7 +67,7 @@ def _changes(cond: Condition, run: RunData, pairs: list[tuple[int, int]]) -> lis
 
 def _list(items: list[tuple[str, float, float, str]], ok: tuple[str, ...] = ()) -> str:
     """Every change when there are few; otherwise the range and the ones that are not `ok`."""
-    one = lambda it: f"{it[0]} {it[1]:.2f} → {it[2]:.2f} ({it[2] - it[1]:+.2f})"  # noqa: E731
+    one = lambda it: f"{it[0]} {it[1]:.2f} → {it[2]:.2f} ({it[2] - it[1]:+.2f})"
     if len(items) <= 4 or not ok:
         return ", ".join(map(one, items))
     deltas = [b - a for _, a, b, _ in items]
@@ -89,9 +90,11 @@ def claim1(conds: list[Condition], run: RunData, where: str) -> Finding:
     cross_ok = [c for c in cross if c[3] == DECREASE]
     own_ok = [c for c in own if c[3] in (CONSTANT, DECREASE)]
     held = len(cross_ok) == len(cross) and len(own_ok) == len(own)
-    text = (f"At α = 0.5{where}, cross-task loss decreased by more than 0.1 on {len(cross_ok)} of {len(cross)} pairs "
-            f"({_list(cross, (DECREASE,))}) and own-task loss held or decreased for {len(own_ok)} of {len(own)} models "
-            f"({_list(own, (CONSTANT, DECREASE))}).")
+    text = (
+        f"At α = 0.5{where}, cross-task loss decreased by more than 0.1 on {len(cross_ok)} of {len(cross)} pairs "
+        f"({_list(cross, (DECREASE,))}) and own-task loss held or decreased for {len(own_ok)} of {len(own)} models "
+        f"({_list(own, (CONSTANT, DECREASE))})."
+    )
     return Finding(1, HELD if held else NOT_HELD, text)
 
 
@@ -103,8 +106,10 @@ def claim2(conds: list[Condition], run: RunData, where: str) -> Finding:
     if not own:
         return Finding(2, NOT_TESTABLE, f"The α = 1 run{where} has no own-task losses at two generations.")
     up = [c for c in own if c[3] == INCREASE]
-    text = (f"At α = 1{where}, own-task loss increased by more than 0.1 for {len(up)} of {len(own)} models "
-            f"({_list(own, (INCREASE,))}).")
+    text = (
+        f"At α = 1{where}, own-task loss increased by more than 0.1 for {len(up)} of {len(own)} models "
+        f"({_list(own, (INCREASE,))})."
+    )
     return Finding(2, HELD if len(up) == len(own) else NOT_HELD, text)
 
 
@@ -123,17 +128,23 @@ def private_similarity(cond: Condition, run: RunData) -> Optional[tuple[float, f
 def claim3(conds: list[Condition], run: RunData, where: str) -> Finding:
     if run.K < 2:
         return Finding(3, NOT_TESTABLE, f"K = 1{where}: there is no pair of models to compare.")
-    positive = [(c, private_similarity(c, run)) for c in conds if c.alpha is not None and c.alpha > 0]
-    positive = [(c, s) for c, s in positive if s is not None]
+    scored = [(c, private_similarity(c, run)) for c in conds if c.alpha is not None and c.alpha > 0]
+    positive = [(c, s) for c, s in scored if s is not None]
     zero = _pick(conds, 0.0)
     zero_sim = private_similarity(zero, run) if zero is not None else None
     if not positive:
-        why = "no α > 0 run" if not any(c.alpha and c.alpha > 0 for c in conds) else "no similarity data (embeddings) in the α > 0 runs"
+        why = (
+            "no α > 0 run"
+            if not any(c.alpha and c.alpha > 0 for c in conds)
+            else "no similarity data (embeddings) in the α > 0 runs"
+        )
         return Finding(3, NOT_TESTABLE, f"{why[0].upper() + why[1:]}{where}.")
     rose = [(c, s) for c, s in positive if s[1] > s[0]]
     parts = ", ".join(f"α = {fmt_weight(c.alpha)} {s[0]:.3f} → {s[1]:.3f}" for c, s in positive)
-    text = (f"Mean cosine similarity on the private datasets{where} rose for {len(rose)} of {len(positive)} "
-            f"α > 0 settings ({parts})")
+    text = (
+        f"Mean cosine similarity on the private datasets{where} rose for {len(rose)} of {len(positive)} "
+        f"α > 0 settings ({parts})"
+    )
     if zero_sim is not None:
         change = zero_sim[1] - zero_sim[0]
         direction = "stayed within 0.01" if abs(change) < 0.01 else ("rose" if change > 0 else "fell")
@@ -177,10 +188,14 @@ def notes(runs: list[RunData]) -> list[str]:
             first = losses[losses["generation"] == losses["generation"].min()]
             hf_initial.append(float(first["loss"].max()))
     if hf_initial and max(hf_initial) > FROM_SCRATCH_LOSS:
-        out.append(f"Initial losses reach {max(hf_initial):.1f} nats: these models were trained from scratch on CPU, "
-                   f"while the paper's pretrained models start near 3 nats (Table 2), so compare directions of change, "
-                   f"not absolute values.")
+        out.append(
+            f"Initial losses reach {max(hf_initial):.1f} nats: these models were trained from scratch on CPU, "
+            f"while the paper's pretrained models start near 3 nats (Table 2), so compare directions of change, "
+            f"not absolute values."
+        )
     if any(r.backend == "linear" for r in runs):
-        out.append("Linear-backend runs report mean squared prediction errors, not nats; the 0.1 threshold is applied "
-                   "to them unchanged.")
+        out.append(
+            "Linear-backend runs report mean squared prediction errors, not nats; the 0.1 threshold is applied "
+            "to them unchanged."
+        )
     return out

@@ -4,12 +4,14 @@ in the given runs says so in one line. A tiny inline script records, after load,
 images decoded and which sections exist as attributes of <body> (data-images-total,
 data-images-decoded, data-sections), for headless browser checks.
 """
+
 from __future__ import annotations
 
 import html
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 from crossgen.report import figures, tables
 from crossgen.report.embed import img_tag, png_bytes
@@ -113,7 +115,9 @@ def section_config(runs: list[RunData]) -> str:
         model = cfg.model.backend + ": " + (cfg.model.name_or_path or ("scratch GPT-2" if cfg.model.scratch else ""))
         if cfg.model.backend == "linear" and cfg.model.linear is not None:
             lin = cfg.model.linear
-            model = "linear: " + (f"features {lin.features}" if lin.features else f"d = {lin.d}, rank {lin.rank}, σ² = {lin.sigma2:g}")
+            model = "linear: " + (
+                f"features {lin.features}" if lin.features else f"d = {lin.d}, rank {lin.rank}, σ² = {lin.sigma2:g}"
+            )
         elif cfg.model.scratch is not None:
             s = cfg.model.scratch
             model += f" ({s.n_layer} layers, width {s.n_embd})"
@@ -121,14 +125,31 @@ def section_config(runs: list[RunData]) -> str:
         alpha = fmt_weight(r.alpha) if r.alpha is not None else str(cfg.alpha)
         beta = fmt_weight(r.beta) if r.beta is not None else str(cfg.beta)
         done = f"{len(r.generations)}/{cfg.generations + 1} ({r.manifest.get('status', '?')})"
-        cells = [cfg.name, str(r.path), model, f"{cfg.K}: {ents}", cfg.public.name, alpha, beta, str(cfg.generations),
-                 done, f"{cfg.mixing.paradigm}, n = {cfg.mixing.n}", str(cfg.seed)]
+        cells = [
+            cfg.name,
+            str(r.path),
+            model,
+            f"{cfg.K}: {ents}",
+            cfg.public.name,
+            alpha,
+            beta,
+            str(cfg.generations),
+            done,
+            f"{cfg.mixing.paradigm}, n = {cfg.mixing.n}",
+            str(cfg.seed),
+        ]
         rows.append("<tr>" + "".join(f"<td>{e(c)}</td>" for c in cells) + "</tr>")
-    out = ["<table><thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr></thead><tbody>",
-           *rows, "</tbody></table>"]
+    out = [
+        "<table><thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr></thead><tbody>",
+        *rows,
+        "</tbody></table>",
+    ]
     for r in runs:
         text = (r.path / "config.yaml").read_text()
-        out.append(f"<details><summary>config.yaml of {e(r.name)} ({e(str(r.path))})</summary><pre><code>{e(text)}</code></pre></details>")
+        out.append(
+            f"<details><summary>config.yaml of {e(r.name)} ({e(str(r.path))})</summary>"
+            f"<pre><code>{e(text)}</code></pre></details>"
+        )
     return "\n".join(out)
 
 
@@ -137,12 +158,16 @@ def section_findings(runs: list[RunData]) -> str:
     for f in findings(runs):
         cls = "held" if f.status == HELD else ("not-held" if f.status == NOT_HELD else "untestable")
         ctx = f" ({e(f.context)})" if f.context else ""
-        items.append(f'<li class="{cls}"><span class="badge {cls}">{e(f.status)}</span>'
-                     f'<strong>Claim {f.claim}: {e(f.title)}</strong>{ctx}<br>{e(f.text)}</li>')
+        items.append(
+            f'<li class="{cls}"><span class="badge {cls}">{e(f.status)}</span>'
+            f"<strong>Claim {f.claim}: {e(f.title)}</strong>{ctx}<br>{e(f.text)}</li>"
+        )
     out = ['<ul class="findings">', *items, "</ul>"]
     out += [f'<p class="note">{e(n)}</p>' for n in notes(runs)]
-    out.append('<p class="note">Initial = generation 0, final = the last complete generation; a loss change counts '
-               'when |final − initial| &gt; 0.1. Replicate runs of one (α, β) are averaged.</p>')
+    out.append(
+        '<p class="note">Initial = generation 0, final = the last complete generation; a loss change counts '
+        "when |final − initial| &gt; 0.1. Replicate runs of one (α, β) are averaged.</p>"
+    )
     return "\n".join(out)
 
 
@@ -182,26 +207,37 @@ def section_pca(runs_groups) -> str:
         if data is None:
             return ""
         ev = data.pca.explained
-        cap = (f"One PCA fitted on all {data.n_fitted} completion embeddings of every run and generation shown here "
-               f"(PC1 {100 * ev[0]:.0f}%, PC2 {100 * ev[1]:.0f}% of the variance), so points are comparable across panels. "
-               f"The paper's Figure 3: at α = 0.5 the task clusters stay apart.")
+        cap = (
+            f"One PCA fitted on all {data.n_fitted} completion embeddings of every run and generation shown here "
+            f"(PC1 {100 * ev[0]:.0f}%, PC2 {100 * ev[1]:.0f}% of the variance), "
+            "so points are comparable across panels. "
+            f"The paper's Figure 3: at α = 0.5 the task clusters stay apart."
+        )
         return _figure(figures.pca_figure(data), "PCA of output embeddings") + f'<p class="caption">{e(cap)}</p>'
 
     parts = _per_experiment(runs_groups, body)
     return "\n".join(parts) if parts else _empty(NO_EMBEDDINGS)
 
 
-NO_EMBEDDINGS = ("No embeddings in these runs (evaluation.embedding_prompts was 0, the linear backend, "
-                 "or the metrics hook did not run).")
+NO_EMBEDDINGS = (
+    "No embeddings in these runs (evaluation.embedding_prompts was 0, the linear backend, "
+    "or the metrics hook did not run)."
+)
 
 
 def section_theory(runs_groups, theory_dir: Optional[Path]) -> str:
     parts = []
-    for name, caption in (("figure2.png", "Figure 2: predicted relative efficiency across α, β."),
-                          ("figure4.png", "Figure 4: predicted MSE per generation for K = 2 at varying α, β.")):
+    for name, caption in (
+        ("figure2.png", "Figure 2: predicted relative efficiency across α, β."),
+        ("figure4.png", "Figure 4: predicted MSE per generation for K = 2 at varying α, β."),
+    ):
         if theory_dir is not None and (Path(theory_dir) / name).is_file():
-            parts.append(img_tag((Path(theory_dir) / name).read_bytes(), caption) + f'<p class="caption">{e(caption)}</p>')
-    parts += _per_experiment(runs_groups, lambda runs: _figure(figures.theory_figure(runs), "linear runs over the theory"))
+            parts.append(
+                img_tag((Path(theory_dir) / name).read_bytes(), caption) + f'<p class="caption">{e(caption)}</p>'
+            )
+    parts += _per_experiment(
+        runs_groups, lambda runs: _figure(figures.theory_figure(runs), "linear runs over the theory")
+    )
     if parts:
         return "\n".join(parts)
     if any(r.backend == "linear" for g in runs_groups for r in g):
@@ -216,18 +252,38 @@ def render_report(runs: list[RunData], theory_dir: Optional[Path] = None) -> str
         "config": section_config(runs),
         "findings": section_findings(runs),
         "tables": section_tables(groups),
-        "losses": section_figure(groups, figures.loss_figure, "loss per generation", "No losses in these runs yet.",
-                                 "As the paper's Figures 5-7: one panel per α; colour = model."),
-        "similarity": section_figure(groups, figures.similarity_figure, "similarity per generation", NO_EMBEDDINGS,
-                                     "Mean over prompts of the cosine between two models' completions of the same prompt "
-                                     "(Table 3's measure), averaged over model pairs."),
+        "losses": section_figure(
+            groups,
+            figures.loss_figure,
+            "loss per generation",
+            "No losses in these runs yet.",
+            "As the paper's Figures 5-7: one panel per α; colour = model.",
+        ),
+        "similarity": section_figure(
+            groups,
+            figures.similarity_figure,
+            "similarity per generation",
+            NO_EMBEDDINGS,
+            "Mean over prompts of the cosine between two models' completions of the same prompt "
+            "(Table 3's measure), averaged over model pairs.",
+        ),
         "pca": section_pca(groups),
-        "homogenization": section_figure(groups, figures.homogenization_figure, "homogenization per generation", NO_EMBEDDINGS,
-                                         "Spread: mean squared distance of the K models' embeddings to their centroid, per prompt, "
-                                         "averaged over prompts (0 = identical outputs). Diversity: 1 − mean cosine between one "
-                                         "model's completions of different prompts (0 = the same answer to everything)."),
-        "semantic": section_figure(groups, figures.semantic_figure, "semantic distance per generation", NO_EMBEDDINGS,
-                                   "Mean over prompts of 1 − cos(embedding of the answer, embedding of the correct answer)."),
+        "homogenization": section_figure(
+            groups,
+            figures.homogenization_figure,
+            "homogenization per generation",
+            NO_EMBEDDINGS,
+            "Spread: mean squared distance of the K models' embeddings to their centroid, per prompt, "
+            "averaged over prompts (0 = identical outputs). Diversity: 1 − mean cosine between one "
+            "model's completions of different prompts (0 = the same answer to everything).",
+        ),
+        "semantic": section_figure(
+            groups,
+            figures.semantic_figure,
+            "semantic distance per generation",
+            NO_EMBEDDINGS,
+            "Mean over prompts of 1 − cos(embedding of the answer, embedding of the correct answer).",
+        ),
         "theory": section_theory(groups, theory_dir),
     }
     names = ", ".join(r.name for r in runs)
@@ -237,8 +293,12 @@ def render_report(runs: list[RunData], theory_dir: Optional[Path] = None) -> str
         ver = version("crossgen")
     except Exception:
         ver = "?"
+    plural = "s" if len(runs) != 1 else ""
+    generated = time.strftime("%Y-%m-%d %H:%M")
     nav = "".join(f'<a href="#{sid}">{e(title)}</a>' for sid, title in SECTIONS)
-    sections = "\n".join(f'<section id="{sid}">\n<h2>{e(title)}</h2>\n{bodies[sid]}\n</section>' for sid, title in SECTIONS)
+    sections = "\n".join(
+        f'<section id="{sid}">\n<h2>{e(title)}</h2>\n{bodies[sid]}\n</section>' for sid, title in SECTIONS
+    )
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -250,7 +310,7 @@ def render_report(runs: list[RunData], theory_dir: Optional[Path] = None) -> str
 <body>
 <header>
 <h1>crossgen report</h1>
-<p>{len(runs)} run{'s' if len(runs) != 1 else ''}: {e(names)} · generated {e(time.strftime('%Y-%m-%d %H:%M'))} · crossgen {e(ver)}</p>
+<p>{len(runs)} run{plural}: {e(names)} · generated {e(generated)} · crossgen {e(ver)}</p>
 </header>
 <nav>{nav}</nav>
 <main>

@@ -4,6 +4,7 @@ A `RunData` is one run directory; a `Condition` is the runs of one (alpha, beta)
 experiment (replicates with other seeds are averaged); `experiments` groups runs that share
 entities and tasks (a K = 2 and a K = 3 set of runs make two experiments).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -191,7 +192,7 @@ def conditions(runs: list[RunData]) -> list[Condition]:
         key = (run.alpha, run.beta) if run.alpha is not None and run.beta is not None else ("run", str(run.path))
         groups.setdefault(key, []).append(run)
     out = []
-    for key, members in groups.items():
+    for members in groups.values():
         a, b = members[0].alpha, members[0].beta
         label = f"α = {fmt_weight(a)}" if a is not None else f"α: {members[0].name}"
         if len(members) > 1:

@@ -12,13 +12,15 @@ binary floating point, while 1.0 -> 1.1000001 is an increase. Displayed numbers 
 (2 decimals) only for display. Loss tables use threshold 0.1 (the paper's Delta <= 0.1). The
 similarity table marks every change (threshold 0): the paper's Table 3 colours changes of 0.03.
 """
+
 from __future__ import annotations
 
 import html
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Optional, Sequence
+from typing import Optional
 
 import pandas as pd
 
@@ -68,17 +70,19 @@ class ChangeTable:
 
     def legend(self) -> str:
         if self.threshold > 0:
-            return (f"{MARK[INCREASE]} increase, {MARK[DECREASE]} decrease, {MARK[CONSTANT]} constant "
-                    f"(|final − initial| ≤ {self.threshold:g})")
+            return (
+                f"{MARK[INCREASE]} increase, {MARK[DECREASE]} decrease, {MARK[CONSTANT]} constant "
+                f"(|final − initial| ≤ {self.threshold:g})"
+            )
         return f"{MARK[INCREASE]} increase, {MARK[DECREASE]} decrease, {MARK[CONSTANT]} no change"
 
     def column_labels(self) -> list[str]:
         """Column labels with their group prefixed (Markdown has one header row)."""
         if not self.groups:
             return list(self.columns)
-        out = []
+        out: list[str] = []
         for label, span in self.groups:
-            out += [f"{label}, {c}" for c in self.columns[len(out):len(out) + span]]
+            out += [f"{label}, {c}" for c in self.columns[len(out) : len(out) + span]]
         return out
 
 
@@ -98,19 +102,25 @@ def initial_final(frame: pd.DataFrame, keys: dict, value: str) -> tuple[float, f
     return float(per_gen.iloc[0]), float(per_gen.iloc[-1])
 
 
-def loss_table_from_frames(columns: Sequence[tuple[str, pd.DataFrame]], models: Sequence[str],
-                           tasks: Sequence[str], public: Optional[str] = None,
-                           groups: Sequence[tuple[str, int]] = (), title: str = "",
-                           threshold: float = LOSS_THRESHOLD, digits: int = 2) -> ChangeTable:
+def loss_table_from_frames(
+    columns: Sequence[tuple[str, pd.DataFrame]],
+    models: Sequence[str],
+    tasks: Sequence[str],
+    public: Optional[str] = None,
+    groups: Sequence[tuple[str, int]] = (),
+    title: str = "",
+    threshold: float = LOSS_THRESHOLD,
+    digits: int = 2,
+) -> ChangeTable:
     """The loss change table: `columns` are (label, losses frame with generation, model, task, loss);
     `tasks[i]` is the private task of `models[i]`."""
     K = len(models)
     pairs = [(f"Model {i + 1} on Task {j + 1}", models[i], tasks[j]) for i, j in paper_row_order(K)]
     if public is not None:
         pairs += [(f"Model {i + 1} on D*", models[i], public) for i in range(K)]
-    cells = []
+    cells: list[list[Optional[Cell]]] = []
     for _, model, task in pairs:
-        row = []
+        row: list[Optional[Cell]] = []
         for _, frame in columns:
             if frame.empty:
                 row.append(None)
@@ -120,17 +130,30 @@ def loss_table_from_frames(columns: Sequence[tuple[str, pd.DataFrame]], models: 
         cells.append(row)
     keep = [i for i, row in enumerate(cells) if any(c is not None and c.status != MISSING for c in row)]
     key = ", ".join(f"Model {i + 1} = {m} (Task {i + 1} = {t})" for i, (m, t) in enumerate(zip(models, tasks)))
-    return ChangeTable(title, [pairs[i][0] for i in keep], [c for c, _ in columns], [cells[i] for i in keep],
-                       list(groups), digits, threshold, [key] if key else [])
+    return ChangeTable(
+        title,
+        [pairs[i][0] for i in keep],
+        [c for c, _ in columns],
+        [cells[i] for i in keep],
+        list(groups),
+        digits,
+        threshold,
+        [key] if key else [],
+    )
 
 
-def similarity_table_from_frames(columns: Sequence[tuple[str, pd.DataFrame]], datasets: Sequence[tuple[str, str]],
-                                 groups: Sequence[tuple[str, int]] = (), title: str = "",
-                                 threshold: float = SIMILARITY_THRESHOLD, digits: int = 2) -> ChangeTable:
+def similarity_table_from_frames(
+    columns: Sequence[tuple[str, pd.DataFrame]],
+    datasets: Sequence[tuple[str, str]],
+    groups: Sequence[tuple[str, int]] = (),
+    title: str = "",
+    threshold: float = SIMILARITY_THRESHOLD,
+    digits: int = 2,
+) -> ChangeTable:
     """Rows = datasets given as (row label, dataset name); cell = mean cosine over model pairs."""
-    cells = []
+    cells: list[list[Optional[Cell]]] = []
     for _, name in datasets:
-        row = []
+        row: list[Optional[Cell]] = []
         for _, frame in columns:
             if frame.empty:
                 row.append(None)
@@ -139,9 +162,16 @@ def similarity_table_from_frames(columns: Sequence[tuple[str, pd.DataFrame]], da
             row.append(Cell(a, b, classify(a, b, threshold)))
         cells.append(row)
     keep = [i for i, row in enumerate(cells) if any(c is not None and c.status != MISSING for c in row)]
-    return ChangeTable(title, [datasets[i][0] for i in keep], [c for c, _ in columns], [cells[i] for i in keep],
-                       list(groups), digits, threshold,
-                       ["cosine = mean over prompts of cos(emb_a, emb_b), averaged over model pairs"])
+    return ChangeTable(
+        title,
+        [datasets[i][0] for i in keep],
+        [c for c, _ in columns],
+        [cells[i] for i in keep],
+        list(groups),
+        digits,
+        threshold,
+        ["cosine = mean over prompts of cos(emb_a, emb_b), averaged over model pairs"],
+    )
 
 
 # -- from runs ---------------------------------------------------------------------------
@@ -170,11 +200,21 @@ def loss_table(runs, threshold: float = LOSS_THRESHOLD, digits: int = 2, include
     from crossgen.backends.registry import get_backend
 
     unit = get_backend(first.backend).LOSS_LABEL
-    title = (f"Loss ({unit}), initial → final, K = {first.K}"
-             + (f", β = {fmt_weight(beta)}" if beta is not None else "") + (f", {_t_text(conds)}" if _t_text(conds) else ""))
-    return loss_table_from_frames([(lab, c.losses) for lab, c in zip(labels, conds)], first.entities,
-                                  first.private_tasks, first.public_task if include_public else None,
-                                  groups, title, threshold, digits)
+    title = (
+        f"Loss ({unit}), initial → final, K = {first.K}"
+        + (f", β = {fmt_weight(beta)}" if beta is not None else "")
+        + (f", {_t_text(conds)}" if _t_text(conds) else "")
+    )
+    return loss_table_from_frames(
+        [(lab, c.losses) for lab, c in zip(labels, conds)],
+        first.entities,
+        first.private_tasks,
+        first.public_task if include_public else None,
+        groups,
+        title,
+        threshold,
+        digits,
+    )
 
 
 def similarity_table(runs, threshold: float = SIMILARITY_THRESHOLD, digits: int = 3) -> Optional[ChangeTable]:
@@ -186,11 +226,15 @@ def similarity_table(runs, threshold: float = SIMILARITY_THRESHOLD, digits: int 
         return None
     labels, groups, beta = _columns_and_groups(conds)
     first = runs[0]
-    datasets = [(f"D~{i + 1} ({t})", t) for i, t in enumerate(first.private_tasks)] + [(f"D* ({first.public_task})", first.public_task)]
-    title = (f"Cosine similarity of the models' outputs, initial → final, K = {first.K}"
-             + (f", β = {fmt_weight(beta)}" if beta is not None else ""))
-    return similarity_table_from_frames([(lab, c.table("similarity")) for lab, c in zip(labels, conds)],
-                                        datasets, groups, title, threshold, digits)
+    datasets = [(f"D~{i + 1} ({t})", t) for i, t in enumerate(first.private_tasks)] + [
+        (f"D* ({first.public_task})", first.public_task)
+    ]
+    title = f"Cosine similarity of the models' outputs, initial → final, K = {first.K}" + (
+        f", β = {fmt_weight(beta)}" if beta is not None else ""
+    )
+    return similarity_table_from_frames(
+        [(lab, c.table("similarity")) for lab, c in zip(labels, conds)], datasets, groups, title, threshold, digits
+    )
 
 
 # -- rendering ---------------------------------------------------------------------------
@@ -216,7 +260,11 @@ def to_html(table: ChangeTable) -> str:
         out.append(f"<caption>{e(table.title)}</caption>")
     out.append("<thead>")
     if table.groups:
-        out.append("<tr><th></th>" + "".join(f'<th colspan="{span}" class="group">{e(g)}</th>' for g, span in table.groups) + "</tr>")
+        out.append(
+            "<tr><th></th>"
+            + "".join(f'<th colspan="{span}" class="group">{e(g)}</th>' for g, span in table.groups)
+            + "</tr>"
+        )
     out.append("<tr><th></th>" + "".join(f"<th>{e(c)}</th>" for c in table.columns) + "</tr></thead><tbody>")
     for label, row in zip(table.rows, table.cells):
         tds = []
@@ -225,14 +273,20 @@ def to_html(table: ChangeTable) -> str:
                 tds.append('<td class="missing">–</td>')
             else:
                 delta = c.final - c.initial
-                tds.append(f'<td class="{c.status}" title="{c.status}: {c.initial:.6g} → {c.final:.6g} '
-                           f'(Δ = {delta:+.6g})">{e(c.text(table.digits))}</td>')
+                tds.append(
+                    f'<td class="{c.status}" title="{c.status}: {c.initial:.6g} → {c.final:.6g} '
+                    f'(Δ = {delta:+.6g})">{e(c.text(table.digits))}</td>'
+                )
         out.append(f"<tr><th>{e(label)}</th>{''.join(tds)}</tr>")
     out.append("</tbody></table>")
-    legend = (f'<p class="legend"><span class="swatch increase">increase {MARK[INCREASE]}</span> '
-              f'<span class="swatch decrease">decrease {MARK[DECREASE]}</span> ')
+    legend = (
+        f'<p class="legend"><span class="swatch increase">increase {MARK[INCREASE]}</span> '
+        f'<span class="swatch decrease">decrease {MARK[DECREASE]}</span> '
+    )
     if table.threshold > 0:
-        legend += f'<span class="swatch constant">constant {MARK[CONSTANT]}</span> (|final − initial| ≤ {table.threshold:g})'
+        legend += (
+            f'<span class="swatch constant">constant {MARK[CONSTANT]}</span> (|final − initial| ≤ {table.threshold:g})'
+        )
     else:
         legend += "(every change is marked)"
     out.append(legend + "</p>")

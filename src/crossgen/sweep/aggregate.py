@@ -16,11 +16,12 @@ over seeds too. "-" marks a column that does not apply (model_b of a loss) and "
 mean over models or tasks. The interval is Student-t at 95% over the seeds
 (mean +- t_{0.975, n-1} s / sqrt(n)); with one seed it is the mean itself (never NaN).
 """
+
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -80,15 +81,16 @@ def run_rows(cfg: RunConfig, run_dir: Path) -> Iterator[tuple]:
         cross = [table.get((m, t)) for i, m in enumerate(names) for j, t in enumerate(tasks) if i != j]
         public = [table.get((m, cfg.public.name)) for m in names]
         for metric, values in (("own_loss", own), ("cross_loss", cross), ("public_loss", public)):
-            if values and all(v is not None for v in values):
-                yield g, metric, ALL, NA, ALL, float(np.mean(values))
-    for g, values in sims.items():
-        yield g, "similarity_mean", ALL, ALL, ALL, float(np.mean(values))
+            present = [v for v in values if v is not None]
+            if values and len(present) == len(values):
+                yield g, metric, ALL, NA, ALL, float(np.mean(present))
+    for g, pair_values in sims.items():
+        yield g, "similarity_mean", ALL, ALL, ALL, float(np.mean(pair_values))
 
 
 def collect(cell: Cell, out: Path) -> pd.DataFrame:
     """Every value of every complete run of a cell: cell, seed, generation, metric, ..., value."""
-    rows = []
+    rows: list[tuple] = []
     for run in cell.runs:
         run_dir = Path(out) / run.rel_dir
         if is_complete(run_dir):

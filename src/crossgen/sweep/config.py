@@ -16,6 +16,7 @@
 Unknown keys are errors; every cell x seed run config is validated by `load_sweep` before
 anything runs (see grid.py).
 """
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,8 @@ from typing import Any, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from crossgen.io import read_yaml_mapping
 from crossgen.errors import InputError
+from crossgen.io import read_yaml_mapping
 
 # A pseudo-axis: the first K entities of the base config.
 K_AXIS = "K"
@@ -91,7 +92,11 @@ def parse_sweep(data: dict[str, Any]) -> SweepConfig:
 
 def _input_error(exc: ValidationError, data: Any) -> InputError:
     err = exc.errors()[0]
-    loc = [str(p) for p in err["loc"] if str(p) not in ("str", "int", "list[int]", "dict[str,any]") and not str(p).startswith("function-")]
+    loc = [
+        str(p)
+        for p in err["loc"]
+        if str(p) not in ("str", "int", "list[int]", "dict[str,any]") and not str(p).startswith("function-")
+    ]
     field = ".".join(loc) or "sweep"
     cause = err.get("ctx", {}).get("error")
     if isinstance(cause, InputError):

@@ -7,18 +7,20 @@ second, such as the linear backend's). Every run is an ordinary run directory wr
 one continues where it stopped. A run's failure is caught and returned as its result, so it
 never stops the other runs. Each start is appended to DIR/starts.log (one line, flushed).
 """
+
 from __future__ import annotations
 
 import concurrent.futures as cf
-from concurrent.futures.process import BrokenProcessPool
 import json
 import os
 import socket
 import time
 import traceback
+from collections.abc import Callable, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Optional
 
 STARTS = "starts.log"
 
@@ -58,8 +60,16 @@ def run_one(task: dict[str, Any], sweep_dir: str) -> Result:
     from crossgen.workflow.store import RunStore
 
     run_dir = Path(sweep_dir) / task["dir"]
-    result: Result = {"cell": task["cell"], "seed": task["seed"], "dir": task["dir"], "status": "done",
-                      "error": None, "seconds": 0.0, "host": socket.gethostname(), "pid": os.getpid()}
+    result: Result = {
+        "cell": task["cell"],
+        "seed": task["seed"],
+        "dir": task["dir"],
+        "status": "done",
+        "error": None,
+        "seconds": 0.0,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+    }
     if is_complete(run_dir):
         result["status"] = "skipped"
         return result
@@ -73,8 +83,11 @@ def run_one(task: dict[str, Any], sweep_dir: str) -> Result:
         log_start(Path(sweep_dir), task["cell"], task["seed"])
         run_experiment(cfg, run_dir, resume=True)
     except Exception as exc:  # a failed run is a result, not the end of the sweep
-        result.update(status="failed", error=f"{type(exc).__name__}: {exc}",
-                      traceback="".join(traceback.format_exception(exc)[-6:]))
+        result.update(
+            status="failed",
+            error=f"{type(exc).__name__}: {exc}",
+            traceback="".join(traceback.format_exception(exc)[-6:]),
+        )
     result["seconds"] = time.perf_counter() - started
     return result
 
@@ -105,9 +118,18 @@ def crash_results(batch: Batch, sweep_dir: str, error: str) -> list[Result]:
     out = []
     for task in batch.tasks:
         done = is_complete(Path(sweep_dir) / task["dir"])
-        out.append({"cell": task["cell"], "seed": task["seed"], "dir": task["dir"],
-                    "status": "done" if done else "failed", "error": None if done else error,
-                    "seconds": 0.0, "host": None, "pid": None})
+        out.append(
+            {
+                "cell": task["cell"],
+                "seed": task["seed"],
+                "dir": task["dir"],
+                "status": "done" if done else "failed",
+                "error": None if done else error,
+                "seconds": 0.0,
+                "host": None,
+                "pid": None,
+            }
+        )
     return out
 
 
@@ -171,8 +193,9 @@ class ProcessExecutor:
     def _new_pool(self) -> cf.ProcessPoolExecutor:
         import multiprocessing
 
-        return cf.ProcessPoolExecutor(max_workers=self.parallelism, mp_context=multiprocessing.get_context("spawn"),
-                                      initializer=_worker_init)
+        return cf.ProcessPoolExecutor(
+            max_workers=self.parallelism, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init
+        )
 
     def run(self, batches: list[Batch], sweep_dir: str, on_result: OnResult, tick: Tick) -> None:
         log = Path(sweep_dir) / STARTS
@@ -264,8 +287,7 @@ class RayExecutor:
         self.ray = ray
         self.owned = not ray.is_initialized()
         if self.owned:
-            kwargs: dict[str, Any] = {"include_dashboard": False, "configure_logging": False,
-                                      "log_to_driver": True}
+            kwargs: dict[str, Any] = {"include_dashboard": False, "configure_logging": False, "log_to_driver": True}
             if address:
                 ray.init(address=address, **kwargs)
             else:
@@ -282,16 +304,20 @@ class RayExecutor:
             for key, need in (("CPU", b.cpus), ("GPU", b.gpus)):
                 have = self.resources.get(key, 0.0)
                 if need > have and self.local:
-                    raise InputError(f"resources.{key.lower()}s in cell {b.cell}", need,
-                                     f"at most the {have:g} {key}s of the local Ray (or --ray-address of a cluster that has them)")
+                    raise InputError(
+                        f"resources.{key.lower()}s in cell {b.cell}",
+                        need,
+                        f"at most the {have:g} {key}s of the local Ray (or --ray-address of a cluster that has them)",
+                    )
 
     def run(self, batches: list[Batch], sweep_dir: str, on_result: OnResult, tick: Tick) -> None:
         ray = self.ray
         remote = ray.remote(run_batch)
         pending = {}
         for b in batches:
-            ref = remote.options(num_cpus=b.cpus, num_gpus=b.gpus, max_retries=1,
-                                 name=f"crossgen-sweep:{b.cell}").remote(b.tasks, sweep_dir, threads_of(b.tasks[0]))
+            ref = remote.options(
+                num_cpus=b.cpus, num_gpus=b.gpus, max_retries=1, name=f"crossgen-sweep:{b.cell}"
+            ).remote(b.tasks, sweep_dir, threads_of(b.tasks[0]))
             pending[ref] = b
         try:
             while pending:
@@ -326,7 +352,9 @@ class RayExecutor:
             self.ray.shutdown()
 
 
-def make_executor(kind: str, workers: Optional[int] = None, ray_address: Optional[str] = None, cpus_per_run: float = 1.0):
+def make_executor(
+    kind: str, workers: Optional[int] = None, ray_address: Optional[str] = None, cpus_per_run: float = 1.0
+):
     from crossgen.errors import InputError
 
     if workers is not None and workers < 1:
@@ -339,6 +367,8 @@ def make_executor(kind: str, workers: Optional[int] = None, ray_address: Optiona
         try:
             import ray  # noqa: F401
         except ImportError:
-            raise InputError("--executor", kind, "local or process (ray is not installed: pip install 'crossgen[ray]')") from None
+            raise InputError(
+                "--executor", kind, "local or process (ray is not installed: pip install 'crossgen[ray]')"
+            ) from None
         return RayExecutor(ray_address, workers)
     raise InputError("--executor", kind, "local, process or ray")

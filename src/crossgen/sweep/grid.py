@@ -5,6 +5,7 @@ InputError that names the field, the value and the cell. Cell ids are short, sta
 readable (`alpha=0.5,beta=0.25`); a hash of the exact values is appended when the text
 alone could be ambiguous (lists, long or sanitised values, collisions).
 """
+
 from __future__ import annotations
 
 import copy
@@ -66,8 +67,12 @@ class Sweep:
 
     def resolved(self) -> dict[str, Any]:
         """The sweep with its base inlined: what DIR/sweep.yaml holds."""
-        return {"name": self.name, "base": self.base_config.model_dump(mode="json"),
-                "axes": self.config.axes, "seeds": self.config.seeds}
+        return {
+            "name": self.name,
+            "base": self.base_config.model_dump(mode="json"),
+            "axes": self.config.axes,
+            "seeds": self.config.seeds,
+        }
 
 
 def load_sweep(path: Union[str, Path], overrides: Optional[dict[str, Any]] = None) -> Sweep:
@@ -76,8 +81,9 @@ def load_sweep(path: Union[str, Path], overrides: Optional[dict[str, Any]] = Non
     return build_sweep(read_sweep_file(path), path.parent, overrides)
 
 
-def build_sweep(data: dict[str, Any], base_dir: Optional[Path] = None,
-                overrides: Optional[dict[str, Any]] = None) -> Sweep:
+def build_sweep(
+    data: dict[str, Any], base_dir: Optional[Path] = None, overrides: Optional[dict[str, Any]] = None
+) -> Sweep:
     cfg = parse_sweep(data)
     base = resolve_base(cfg.base, base_dir)
     for dotted, value in (overrides or {}).items():
@@ -102,10 +108,10 @@ def expand(cfg: SweepConfig, base: dict[str, Any]) -> list[Cell]:
     _dedupe_ids(cells)
     for cell in cells:
         config = _cell_config(cell, base)
-        offsets = range(cfg.seeds) if isinstance(cfg.seeds, int) else None
-        seeds = [config.seed + s for s in offsets] if offsets is not None else list(cfg.seeds)
-        cell.runs = [RunSpec(cell.id, s, config if s == config.seed else config.model_copy(update={"seed": s}))
-                     for s in seeds]
+        seeds = [config.seed + s for s in range(cfg.seeds)] if isinstance(cfg.seeds, int) else list(cfg.seeds)
+        cell.runs = [
+            RunSpec(cell.id, s, config if s == config.seed else config.model_copy(update={"seed": s})) for s in seeds
+        ]
     return cells
 
 
@@ -130,7 +136,9 @@ def _set(data: dict[str, Any], dotted: str, value: Any, where: str) -> None:
     try:
         set_dotted(data, dotted, value)
     except (IndexError, ValueError, TypeError, AttributeError, KeyError):
-        raise InputError(where, dotted, "a dotted path of a run-config setting (list items by index: entities.0.alpha)") from None
+        raise InputError(
+            where, dotted, "a dotted path of a run-config setting (list items by index: entities.0.alpha)"
+        ) from None
 
 
 def label(value: Any) -> Any:

@@ -2,6 +2,7 @@
 (alpha x beta when both vary), curves per cell, and a small self-contained HTML page
 (images inlined as base64 data URIs). Figures are also saved as PNG next to it.
 """
+
 from __future__ import annotations
 
 import html
@@ -13,15 +14,17 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from crossgen.sweep.aggregate import axis_columns, final
-from crossgen.sweep.grid import Sweep
 from crossgen.io import write_text
 from crossgen.report.embed import img_tag, png_bytes
+from crossgen.sweep.aggregate import axis_columns, final
+from crossgen.sweep.grid import Sweep
 
-HEAT_METRICS = [("own_loss", "final own-task loss"), ("cross_loss", "final cross-task loss"),
-                ("similarity_mean", "final similarity (mean cosine)")]
-CURVE_METRICS = [("own_loss", "own-task loss"), ("cross_loss", "cross-task loss"),
-                 ("similarity_mean", "similarity")]
+HEAT_METRICS = [
+    ("own_loss", "final own-task loss"),
+    ("cross_loss", "final cross-task loss"),
+    ("similarity_mean", "final similarity (mean cosine)"),
+]
+CURVE_METRICS = [("own_loss", "own-task loss"), ("cross_loss", "cross-task loss"), ("similarity_mean", "similarity")]
 MAX_FACETS = 6
 MAX_CURVES = 12
 MAX_BANDS = 4  # confidence bands only when they stay readable
@@ -33,8 +36,9 @@ def _is_number(x) -> bool:
 
 def numeric_axes(sweep: Sweep) -> list[str]:
     """Axes with more than one value, all of them numbers."""
-    return [a for a in sweep.axes
-            if len(sweep.config.axes[a]) > 1 and all(_is_number(c.labels[a]) for c in sweep.cells)]
+    return [
+        a for a in sweep.axes if len(sweep.config.axes[a]) > 1 and all(_is_number(c.labels[a]) for c in sweep.cells)
+    ]
 
 
 def heat_axes(sweep: Sweep) -> Optional[tuple[str, str]]:
@@ -115,9 +119,14 @@ def line_figure(sweep: Sweep, table: pd.DataFrame, x: str) -> Optional[Figure]:
         rows = last[(last["metric"] == metric) & (last["model"] == "all")]
         for facet in _facets(sweep, [x])[:MAX_CURVES]:
             sub = _select(rows, cols, facet).sort_values(cols[x])
-            ax.errorbar(sub[cols[x]].astype(float), sub["mean"],
-                        yerr=[sub["mean"] - sub["ci_low"], sub["ci_high"] - sub["mean"]],
-                        marker="o", capsize=3, label=_facet_title(facet) or None)
+            ax.errorbar(
+                sub[cols[x]].astype(float),
+                sub["mean"],
+                yerr=[sub["mean"] - sub["ci_low"], sub["ci_high"] - sub["mean"]],
+                marker="o",
+                capsize=3,
+                label=_facet_title(facet) or None,
+            )
         ax.set_xlabel(x)
         ax.set_title(title, fontsize=9)
         if len(_facets(sweep, [x])) > 1:
@@ -164,8 +173,11 @@ def _final_table(sweep: Sweep, table: pd.DataFrame, limit: int = 500) -> str:
     last = final(table)
     last = last[last["model"] == "all"]
     metrics = [m for m, _ in HEAT_METRICS + [("public_loss", "")] if (last["metric"] == m).any()]
-    head = "".join(f"<th>{html.escape(a)}</th>" for a in sweep.axes) + "<th>T</th><th>seeds</th>" + \
-        "".join(f"<th>{html.escape(m)}</th>" for m in metrics)
+    head = (
+        "".join(f"<th>{html.escape(a)}</th>" for a in sweep.axes)
+        + "<th>T</th><th>seeds</th>"
+        + "".join(f"<th>{html.escape(m)}</th>" for m in metrics)
+    )
     body = []
     for cell in sweep.cells[:limit]:
         rows = last[last["cell"] == cell.id]
@@ -188,13 +200,20 @@ def _failures(out: Path, limit: int = 50) -> str:
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
     if not rows:
         return "<p>No run failed.</p>"
-    items = "".join(f"<tr><td>{html.escape(r['cell'])}</td><td>{r['seed']}</td><td>{html.escape(str(r['error']))}</td></tr>"
-                    for r in rows[:limit])
-    return f"<p>{len(rows)} runs failed (see failures.jsonl).</p><table><tr><th>cell</th><th>seed</th><th>error</th></tr>{items}</table>"
+    items = "".join(
+        f"<tr><td>{html.escape(r['cell'])}</td><td>{r['seed']}</td><td>{html.escape(str(r['error']))}</td></tr>"
+        for r in rows[:limit]
+    )
+    return (
+        f"<p>{len(rows)} runs failed (see failures.jsonl).</p>"
+        f"<table><tr><th>cell</th><th>seed</th><th>error</th></tr>{items}</table>"
+    )
 
 
-STYLE = """img{max-width:100%}body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}
+STYLE = """img{max-width:100%}\
+body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;font-size:13px}\
+td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}
 th{background:#f3f3f3}code{background:#f3f3f3;padding:0 3px}"""
 
 
@@ -206,13 +225,27 @@ def write_sweep_report(sweep: Sweep, out: Path, table: pd.DataFrame) -> Path:
     nums = numeric_axes(sweep)
     figures = []
     if pair is not None:
-        figures.append(("heatmaps.png", heatmap_figure(sweep, table, *pair),
-                        f"Final values (last generation, mean over seeds) over {pair[0]} x {pair[1]}."))
+        figures.append(
+            (
+                "heatmaps.png",
+                heatmap_figure(sweep, table, *pair),
+                f"Final values (last generation, mean over seeds) over {pair[0]} x {pair[1]}.",
+            )
+        )
     elif nums:
-        figures.append(("lines.png", line_figure(sweep, table, nums[0]),
-                        f"Final values against {nums[0]} (mean, 95% CI over seeds)."))
+        figures.append(
+            (
+                "lines.png",
+                line_figure(sweep, table, nums[0]),
+                f"Final values against {nums[0]} (mean, 95% CI over seeds).",
+            )
+        )
     shown = curve_cells(sweep)
-    note = "" if len(shown) == len(sweep.cells) else f" {len(shown)} of {len(sweep.cells)} cells shown, evenly spaced in sweep order."
+    note = (
+        ""
+        if len(shown) == len(sweep.cells)
+        else f" {len(shown)} of {len(sweep.cells)} cells shown, evenly spaced in sweep order."
+    )
     figures.append(("curves.png", curves_figure(sweep, table), "Per-cell curves over generations." + note))
     for name, fig, caption in figures:
         if fig is None:
@@ -223,8 +256,14 @@ def write_sweep_report(sweep: Sweep, out: Path, table: pd.DataFrame) -> Path:
         sections.append(f"<figure>{img_tag(png, name)}<figcaption>{html.escape(caption)}</figcaption></figure>")
     runs_total = len(sweep.runs)
     done_cells = table["cell"].nunique() if not table.empty else 0
-    axes = "".join(f"<li><code>{html.escape(a)}</code>: {html.escape(', '.join(str(c) for c in dict.fromkeys(str(c.labels[a]) for c in sweep.cells)))}</li>"
-                   for a in sweep.axes) or "<li>(none: one cell, the base config)</li>"
+
+    def axis_values(a: str) -> str:
+        return ", ".join(dict.fromkeys(str(c.labels[a]) for c in sweep.cells))
+
+    axes = (
+        "".join(f"<li><code>{html.escape(a)}</code>: {html.escape(axis_values(a))}</li>" for a in sweep.axes)
+        or "<li>(none: one cell, the base config)</li>"
+    )
     seeds = sweep.config.seeds
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>sweep {html.escape(sweep.name)}</title>
 <style>{STYLE}</style></head><body>
@@ -233,7 +272,7 @@ def write_sweep_report(sweep: Sweep, out: Path, table: pd.DataFrame) -> Path:
 Base: {html.escape(sweep.base_config.name)} ({sweep.base_config.model.backend} backend, K={sweep.base_config.K},
 T={sweep.base_config.generations}). Intervals: Student-t 95% over seeds. Full table: <code>aggregate.csv</code>.</p>
 <h2>Axes</h2><ul>{axes}</ul>
-<h2>Figures</h2>{''.join(sections)}
+<h2>Figures</h2>{"".join(sections)}
 <h2>Final values per cell</h2>{_final_table(sweep, table)}
 <h2>Failures</h2>{_failures(out)}
 </body></html>

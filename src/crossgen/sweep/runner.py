@@ -12,6 +12,7 @@
 A run is done when its manifest says complete; nothing else decides, so a sweep killed at
 any point continues where it stopped, and a finished run is never started again.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,10 +25,10 @@ from typing import Any, Optional
 import yaml
 
 from crossgen.errors import InputError
+from crossgen.io import write_json, write_text
 from crossgen.sweep.executors import STARTS, Batch, Result, is_complete, make_executor
 from crossgen.sweep.grid import RunSpec, Sweep
 from crossgen.workflow.loop import kill_point
-from crossgen.io import write_json, write_text
 
 FAILURES = "failures.jsonl"
 STATUS = "status.json"
@@ -66,8 +67,11 @@ def check_existing(sweep: Sweep, out: Path) -> None:
             old.pop("resources", None)  # where a run executes does not change its results
         new.pop("resources", None)
         if old != new:
-            raise InputError("--out", str(out), f"a new directory, or one holding this same sweep "
-                                                f"({run.rel_dir} was run with a different config)")
+            raise InputError(
+                "--out",
+                str(out),
+                f"a new directory, or one holding this same sweep ({run.rel_dir} was run with a different config)",
+            )
 
 
 def _plain(data: Any) -> Any:
@@ -91,8 +95,10 @@ def plan(sweep: Sweep, out: Path, batch: Optional[int], parallelism: int) -> tup
     for cell_id, runs in todo.items():
         res = runs[0].config.resources
         for i in range(0, len(runs), size):
-            tasks = [{"cell": r.cell, "seed": r.seed, "dir": r.rel_dir, "config": r.config.model_dump(mode="json")}
-                     for r in runs[i:i + size]]
+            tasks = [
+                {"cell": r.cell, "seed": r.seed, "dir": r.rel_dir, "config": r.config.model_dump(mode="json")}
+                for r in runs[i : i + size]
+            ]
             batches.append(Batch(cell_id, tasks, cpus=res.cpus, gpus=res.gpus))
     return batches, done
 
@@ -160,9 +166,20 @@ class Tracker:
             self.failed.append(r)
             self.cell_failed.add(r["cell"])
             with open(self.out / FAILURES, "a") as fh:
-                fh.write(json.dumps({"cell": r["cell"], "seed": r["seed"], "dir": r["dir"], "error": r["error"],
-                                     "traceback": r.get("traceback"), "host": r.get("host"),
-                                     "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}) + "\n")
+                fh.write(
+                    json.dumps(
+                        {
+                            "cell": r["cell"],
+                            "seed": r["seed"],
+                            "dir": r["dir"],
+                            "error": r["error"],
+                            "traceback": r.get("traceback"),
+                            "host": r.get("host"),
+                            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                        }
+                    )
+                    + "\n"
+                )
                 fh.flush()
             self.display.message(f"[red]failed[/] {r['cell']} seed {r['seed']}: {r['error']}")
         else:
@@ -189,14 +206,27 @@ class Tracker:
         elapsed = time.perf_counter() - self.started
         eta = self.eta()
         return {
-            "name": self.sweep.name, "executor": self.executor,
-            "runs": {"total": self.total, "done": self.done, "running": self.running, "failed": len(self.failed),
-                     "pending": max(0, self.total - self.done - len(self.failed) - self.running)},
-            "cells": {"total": len(self.cell_total), "done": cells_done, "running": self.running_cells(),
-                      "failed": len(self.cell_failed)},
-            "this_invocation": {"finished": self.finished, "already_done": self.already,
-                                "elapsed_s": round(elapsed, 3),
-                                "runs_per_s": round(self.finished / elapsed, 4) if elapsed > 0 else None},
+            "name": self.sweep.name,
+            "executor": self.executor,
+            "runs": {
+                "total": self.total,
+                "done": self.done,
+                "running": self.running,
+                "failed": len(self.failed),
+                "pending": max(0, self.total - self.done - len(self.failed) - self.running),
+            },
+            "cells": {
+                "total": len(self.cell_total),
+                "done": cells_done,
+                "running": self.running_cells(),
+                "failed": len(self.cell_failed),
+            },
+            "this_invocation": {
+                "finished": self.finished,
+                "already_done": self.already,
+                "elapsed_s": round(elapsed, 3),
+                "runs_per_s": round(self.finished / elapsed, 4) if elapsed > 0 else None,
+            },
             "eta_s": None if eta is None else round(eta, 1),
             "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
@@ -220,17 +250,19 @@ class Tracker:
 def _fmt_time(seconds: Optional[float]) -> str:
     if seconds is None or not math.isfinite(seconds):
         return "--"
-    s = int(round(seconds))
+    s = round(seconds)
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
 def progress_line(c: dict[str, Any]) -> str:
     r, cells = c["runs"], c["cells"]
     rate = c["this_invocation"]["runs_per_s"]
-    return (f"cells {cells['done']}/{cells['total']} done, {cells['running']} running, {cells['failed']} with failures | "
-            f"runs {r['done']}/{r['total']} "
-            f"done, {r['running']} running, {r['failed']} failed | "
-            f"{(rate or 0):.2f} runs/s | time left {_fmt_time(c['eta_s'])}")
+    return (
+        f"cells {cells['done']}/{cells['total']} done, {cells['running']} running, {cells['failed']} with failures | "
+        f"runs {r['done']}/{r['total']} "
+        f"done, {r['running']} running, {r['failed']} failed | "
+        f"{(rate or 0):.2f} runs/s | time left {_fmt_time(c['eta_s'])}"
+    )
 
 
 class _Display:
@@ -275,7 +307,7 @@ def _lock(out: Path):
     """An exclusive lock on DIR for the life of the sweep (two sweeps never share a DIR)."""
     import fcntl
 
-    fh = open(out / ".sweep.lock", "w")
+    fh = open(out / ".sweep.lock", "w")  # noqa: SIM115 -- held (and locked) for the whole sweep; the caller closes it
     try:
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -290,14 +322,23 @@ def write_cells(sweep: Sweep, out: Path) -> None:
     from crossgen.sweep.aggregate import axis_columns
 
     cols = axis_columns(sweep)
-    rows = [{"cell": c.id, **{cols[a]: c.labels[a] for a in sweep.axes}, "seeds": " ".join(str(r.seed) for r in c.runs)}
-            for c in sweep.cells]
+    rows = [
+        {"cell": c.id, **{cols[a]: c.labels[a] for a in sweep.axes}, "seeds": " ".join(str(r.seed) for r in c.runs)}
+        for c in sweep.cells
+    ]
     write_text(out / "cells.csv", pd.DataFrame(rows).to_csv(index=False))
 
 
-def run_sweep(sweep: Sweep, out: Path, executor: str = "local", workers: Optional[int] = None,
-              ray_address: Optional[str] = None, batch: Optional[int] = None, report: bool = True,
-              console=None) -> SweepResult:
+def run_sweep(
+    sweep: Sweep,
+    out: Path,
+    executor: str = "local",
+    workers: Optional[int] = None,
+    ray_address: Optional[str] = None,
+    batch: Optional[int] = None,
+    report: bool = True,
+    console=None,
+) -> SweepResult:
     """Run (or continue) `sweep` into `out`; returns the counts and the written files.
 
     executor: "local" (one run after another in this process; with `workers` > 1 the same as
@@ -330,8 +371,15 @@ def run_sweep(sweep: Sweep, out: Path, executor: str = "local", workers: Optiona
                 ex.run(batches, str(out.resolve()), tracker.result, tracker.tick)
             finally:
                 tracker.close()
-            result = SweepResult(out, tracker.total, done=tracker.done, failed=tracker.failed,
-                                 ran=tracker.finished, run_seconds=tracker.seconds_in_runs, skipped=len(already))
+            result = SweepResult(
+                out,
+                tracker.total,
+                done=tracker.done,
+                failed=tracker.failed,
+                ran=tracker.finished,
+                run_seconds=tracker.seconds_in_runs,
+                skipped=len(already),
+            )
             if report:
                 result.aggregate, result.report = finish(sweep, out)
         finally:

@@ -7,6 +7,7 @@ module per dataset family, `offline` for the generated ones); `base` has the int
 how splits and caps are made, `dataset` the hub / local-file loading, `answers` the checks
 behind `Task.verify`.
 """
+
 from __future__ import annotations
 
 from crossgen.data import TaskSplit
@@ -14,5 +15,14 @@ from crossgen.tasks.base import GeneratedTask, Task
 from crossgen.tasks.dataset import DatasetTask
 from crossgen.tasks.registry import get_task, load_experiment_data, load_task, register_task, task_names
 
-__all__ = ["DatasetTask", "GeneratedTask", "Task", "TaskSplit", "get_task", "load_experiment_data", "load_task",
-           "register_task", "task_names"]
+__all__ = [
+    "DatasetTask",
+    "GeneratedTask",
+    "Task",
+    "TaskSplit",
+    "get_task",
+    "load_experiment_data",
+    "load_task",
+    "register_task",
+    "task_names",
+]

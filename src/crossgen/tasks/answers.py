@@ -3,6 +3,7 @@
 Used by `Task.verify`. Completions are free text (a model continues "...\\nAnswer:"), so the
 rules read the start of the completion, ignoring case, spacing and end punctuation.
 """
+
 from __future__ import annotations
 
 import re
@@ -48,7 +49,7 @@ def chosen_option(completion: str, choices: Sequence[str]) -> Optional[int]:
     line = first_line(completion).strip()
     label = _LABEL.match(line)
     if label and LETTERS.index(label.group(1)) < len(choices):
-        rest = line[label.end():]
+        rest = line[label.end() :]
         index = LETTERS.index(label.group(1))
         if not rest.strip() or starts_with_answer(rest, choices[index]):
             return index

@@ -8,11 +8,12 @@ holds the choices inline ("... (A) dry palms (B) wet palms") with the key in "An
 all three load, as does a CSV export of the hub schema (choices written as a Python repr).
 
 Prompt "Question: {stem}\\nChoices: (A) {text} (B) {text} ...\\nAnswer:", answer " {text of the
-correct choice}"; `Example.meta` holds the choice texts and the gold index. Choices are relabelled A, B, C, ... by position in the prompt whatever
-their original labels. The key is matched to a label; when the labels are letters and the key
-a digit (or the other way round) the key is read as a position (1 = A). Any other key is an
-InputError.
+correct choice}"; `Example.meta` holds the choice texts and the gold index. Choices are
+relabelled A, B, C, ... by position in the prompt whatever their original labels. The key
+is matched to a label; when the labels are letters and the key a digit (or the other way
+round) the key is read as a position (1 = A). Any other key is an InputError.
 """
+
 from __future__ import annotations
 
 import ast
@@ -46,8 +47,12 @@ class ARC(DatasetTask):
         stem, labels, texts = _question_and_choices(record, where)
         index = resolve_key(_key(record, where), labels, where)
         choices = " ".join(f"({LETTERS[i]}) {text}" for i, text in enumerate(texts))
-        return Example(f"Question: {stem}\nChoices: {choices}\nAnswer:", f" {texts[index]}", source,
-                       {"choices": tuple(texts), "gold": index})
+        return Example(
+            f"Question: {stem}\nChoices: {choices}\nAnswer:",
+            f" {texts[index]}",
+            source,
+            {"choices": tuple(texts), "gold": index},
+        )
 
 
 @register_task("arc_easy")
@@ -119,10 +124,16 @@ def _choices(value: Any, where: str, name: str) -> tuple[list[str], list[str]]:
     elif isinstance(value, list) and all(isinstance(c, dict) and "text" in c and "label" in c for c in value):
         labels, texts = [c["label"] for c in value], [c["text"] for c in value]
     else:
-        raise InputError(f"{FAMILY} {where}", f"unreadable {name!r}", "choices as {text: [...], label: [...]} or [{text, label}, ...]")
-    if not texts or len(labels) != len(texts) or any(missing(t) for t in texts) or any(missing(l) for l in labels):
-        raise InputError(f"{FAMILY} {where}", f"unreadable {name!r}", "as many non-empty labels as choice texts, at least one")
-    return [text_of(l) for l in labels], [text_of(t) for t in texts]
+        raise InputError(
+            f"{FAMILY} {where}",
+            f"unreadable {name!r}",
+            "choices as {text: [...], label: [...]} or [{text, label}, ...]",
+        )
+    if not texts or len(labels) != len(texts) or any(missing(t) for t in texts) or any(missing(lab) for lab in labels):
+        raise InputError(
+            f"{FAMILY} {where}", f"unreadable {name!r}", "as many non-empty labels as choice texts, at least one"
+        )
+    return [text_of(lab) for lab in labels], [text_of(t) for t in texts]
 
 
 def _parse_repr(text: str) -> Any:
@@ -157,14 +168,16 @@ def _inline_choices(question: str) -> tuple[str, list[str], list[str]] | None:
         if first is None:
             continue
         stem = question[: first.start()].strip()
-        found, texts, rest = [], [], question[first.end():]
+        found: list[str] = []
+        texts: list[str] = []
+        rest = question[first.end() :]
         for label in labels[1:]:
             nxt = re.search(rf"\s\({label}\)\s", rest)
             if nxt is None:
                 break
             found.append(labels[len(found)])
             texts.append(rest[: nxt.start()].strip())
-            rest = rest[nxt.end():]
+            rest = rest[nxt.end() :]
         found.append(labels[len(found)])
         texts.append(rest.strip())
         if stem and len(texts) >= 2 and all(texts):

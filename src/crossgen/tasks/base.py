@@ -13,6 +13,7 @@ Conventions (the same for every dataset):
   90% train / 10% test by a fixed permutation (seed 0), again independent of the run seed;
 - an empty split is an `InputError`, as is a record without a required field.
 """
+
 from __future__ import annotations
 
 import math
@@ -119,8 +120,9 @@ class GeneratedTask(Task):
 
     generated: ClassVar[bool] = True
 
-    def generate(self, seed: int, train_size: Optional[int],
-                 test_size: Optional[int]) -> tuple[list[Example], list[Example]]:
+    def generate(
+        self, seed: int, train_size: Optional[int], test_size: Optional[int]
+    ) -> tuple[list[Example], list[Example]]:
         """(train, test) examples; None sizes mean the task's defaults."""
         raise NotImplementedError
 

@@ -13,6 +13,7 @@ has 74M sentences), and the last TEST_SHARE of them are the test split: BookCorp
 test split of its own. A folder with train and test files uses them as they are (at most
 train_size or DEFAULT_TRAIN_PASSAGES, test_size or DEFAULT_TEST_PASSAGES passages).
 """
+
 from __future__ import annotations
 
 import math

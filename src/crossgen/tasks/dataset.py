@@ -6,6 +6,7 @@ dataset that comes as one file and the caps are shared (see `crossgen.tasks.base
 `crossgen.tasks.readers`). A narrative task (`BookCorpus`) overrides the corpus hooks
 (`split_examples`, `split_corpus`, `from_hub`) instead of formatting records one by one.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -82,7 +83,8 @@ class DatasetTask(Task):
             from crossgen.tasks.registry import task_names
 
             raise InputError(
-                "task.source", cfg.source,
+                "task.source",
+                cfg.source,
                 f"hub or local for task {self.name} (generated stand-ins: {', '.join(task_names(generated=True))})",
             )
         if cfg.source == "hub":
@@ -103,7 +105,8 @@ class DatasetTask(Task):
             if self.narrative and data_files(path):  # a folder of books
                 return self.split_corpus(self._records(data_files(path)), cfg), where
             raise InputError(
-                "task.path", where,
+                "task.path",
+                where,
                 "a folder with a train file and a test (or validation) file: train/test/validation "
                 "with .jsonl, .json, .parquet, .csv or .txt",
             )
@@ -117,6 +120,9 @@ class DatasetTask(Task):
     def _records(self, paths: list[Path]) -> Records:
         for path in paths:
             if path.suffix.lower() == ".txt" and not self.narrative:
-                raise InputError("task.path", str(path), f"a .jsonl, .json, .parquet or .csv file for {self.FAMILY} "
-                                                         "(plain text is for bookcorpus)")
+                raise InputError(
+                    "task.path",
+                    str(path),
+                    f"a .jsonl, .json, .parquet or .csv file for {self.FAMILY} (plain text is for bookcorpus)",
+                )
             yield from iter_records(path, self.FAMILY)

@@ -6,6 +6,7 @@ same fields. Prompt "Question: {question}\\nAnswer:", answer " {answer}" with th
 and the calculator annotations kept as they are; `Example.meta` gold is N (canonical, see
 `answers.final_number`), and a completion is right when its own "#### N" matches.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -34,8 +35,12 @@ class GSM8K(DatasetTask):
         question, answer = require(record, ("question", "answer"), self.FAMILY, where, self.ALLOWED)
         answer = text_of(answer)
         gold = answers.final_number(answer)
-        return Example(f"Question: {text_of(question)}\nAnswer:", f" {answer}", source,
-                       {"gold": gold} if gold is not None else None)
+        return Example(
+            f"Question: {text_of(question)}\nAnswer:",
+            f" {answer}",
+            source,
+            {"gold": gold} if gold is not None else None,
+        )
 
     def verify(self, completion: str, example: Example) -> bool:
         return verify_final_number(completion, example)

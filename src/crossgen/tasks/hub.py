@@ -3,16 +3,17 @@
 Every failure to load (no network, not in the cache when offline, an unknown id, config or
 split) becomes an InputError on task.hub_id: the id is something the user chose.
 """
+
 from __future__ import annotations
 
 import os
-from typing import Any, Iterator, Optional
+from collections.abc import Iterator
+from typing import Any, Optional
 
 from crossgen.errors import InputError
 
 OFFLINE_HINT = (
-    "a dataset in the local Hugging Face cache when offline (HF_DATASETS_OFFLINE=1), "
-    "or source: local with a path"
+    "a dataset in the local Hugging Face cache when offline (HF_DATASETS_OFFLINE=1), or source: local with a path"
 )
 
 
@@ -24,7 +25,9 @@ def offline() -> bool:
     try:
         import datasets.config
 
-        return bool(getattr(datasets.config, "HF_HUB_OFFLINE", False) or getattr(datasets.config, "HF_DATASETS_OFFLINE", False))
+        return bool(
+            getattr(datasets.config, "HF_HUB_OFFLINE", False) or getattr(datasets.config, "HF_DATASETS_OFFLINE", False)
+        )
     except ImportError:  # pragma: no cover
         return False
 
@@ -34,7 +37,9 @@ def records(hub_id: str, config: Optional[str], split: str) -> Iterator[tuple[st
     try:
         import datasets
     except ImportError:
-        raise InputError("task.source", "hub", "local or offline (the 'datasets' package is missing: pip install 'crossgen[lm]')") from None
+        raise InputError(
+            "task.source", "hub", "local or offline (the 'datasets' package is missing: pip install 'crossgen[lm]')"
+        ) from None
     try:
         dataset = datasets.load_dataset(hub_id, config, split=split)
     except MemoryError:
@@ -45,7 +50,8 @@ def records(hub_id: str, config: Optional[str], split: str) -> Iterator[tuple[st
         reason = " ".join(str(exc).split())[:160]
         what = f"{hub_id} ({config})" if config else hub_id
         raise InputError(
-            "task.hub_id", what,
+            "task.hub_id",
+            what,
             f"a Hugging Face dataset with a {split!r} split that can be loaded ({type(exc).__name__}: {reason})",
         ) from None
     label = f"{hub_id}/{config}" if config else hub_id

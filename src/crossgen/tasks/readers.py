@@ -13,11 +13,13 @@ validation, also valid/dev/val), or starts with "<split>-" (the hub's
 several formats (the ARC release ships .csv and .jsonl side by side), the first format in
 EXTENSIONS wins. Only the folder itself is searched, not its subfolders.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from crossgen.errors import InputError
 
@@ -95,7 +97,9 @@ def _jsonl(path: Path, family: str) -> Iterator[Record]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
-                raise InputError(f"{family} line {number} in {path}", "not valid JSON", "one JSON object per line") from None
+                raise InputError(
+                    f"{family} line {number} in {path}", "not valid JSON", "one JSON object per line"
+                ) from None
             yield f"line {number} in {path}", record
 
 
@@ -111,7 +115,9 @@ def _json(path: Path, family: str) -> Iterator[Record]:
     if isinstance(data, dict):  # a single record
         data = [data]
     if not isinstance(data, list):
-        raise InputError(f"{family} file {path}", f"a JSON {type(data).__name__}", "a JSON array of records or JSON lines")
+        raise InputError(
+            f"{family} file {path}", f"a JSON {type(data).__name__}", "a JSON array of records or JSON lines"
+        )
     for number, record in enumerate(data, start=1):
         yield f"record {number} in {path}", record
 
@@ -122,7 +128,9 @@ def _parquet(path: Path, family: str) -> Iterator[Record]:
     try:
         reader = pq.ParquetFile(path)
     except Exception as exc:  # pyarrow raises ArrowInvalid / OSError for a bad file
-        raise InputError(f"{family} file {path}", f"not a readable Parquet file ({type(exc).__name__})", "a Parquet table") from None
+        raise InputError(
+            f"{family} file {path}", f"not a readable Parquet file ({type(exc).__name__})", "a Parquet table"
+        ) from None
     number = 0
     for batch in reader.iter_batches(batch_size=4096):
         for record in batch.to_pylist():
@@ -141,7 +149,9 @@ def _csv(path: Path, family: str) -> Iterator[Record]:
                 number += 1
                 yield f"record {number} in {path}", record
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputError(f"{family} file {path}", f"not a readable CSV file ({type(exc).__name__})", "CSV with a header row") from None
+        raise InputError(
+            f"{family} file {path}", f"not a readable CSV file ({type(exc).__name__})", "CSV with a header row"
+        ) from None
 
 
 def _txt(path: Path) -> Iterator[Record]:

@@ -11,6 +11,7 @@ point named like the task, pointing at its Task class (``mytask = "mypkg.tasks:M
 at a module whose ``@register_task`` runs on import. It is loaded when its name is first
 asked for; a built-in task of the same name wins.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -92,8 +93,9 @@ def _load_entry_point(ep: EntryPoint) -> None:
     if isinstance(obj, type) and issubclass(obj, Task) and ep.name not in _TASKS:
         register_task(ep.name)(obj)
     if ep.name not in _TASKS:
-        raise RuntimeError(f"entry point {ep.name} = {ep.value!r} (group {ENTRY_POINT_GROUP}) "
-                           f"registers no task {ep.name!r}")
+        raise RuntimeError(
+            f"entry point {ep.name} = {ep.value!r} (group {ENTRY_POINT_GROUP}) registers no task {ep.name!r}"
+        )
 
 
 def get_task(name: str) -> Task:
@@ -187,6 +189,6 @@ def _load(task_cfg: TaskConfig, seed: int, where: str) -> TaskSplit:
         return load_task(task_cfg, seed)
     except InputError as exc:
         if exc.field.startswith("task."):
-            field = where + (exc.field if where.startswith("entities") else exc.field[len("task."):])
+            field = where + (exc.field if where.startswith("entities") else exc.field[len("task.") :])
             raise InputError(field, exc.value, exc.allowed) from None
         raise

@@ -7,6 +7,7 @@ prompt "Question: {question}\\nAnswer:", answer " {correct_answer}". The distrac
 present, become the options of `Example.meta`: choices (distractor1, distractor2,
 distractor3, correct_answer) with gold the last, as evaluation harnesses order them.
 """
+
 from __future__ import annotations
 
 from typing import Any

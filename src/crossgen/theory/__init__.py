@@ -10,6 +10,7 @@ designs; `simulate` the Monte Carlo twin; `figures` the paper's Figures 2 and 4;
 literal Kd x Kd reference used by tests and benchmarks (imported on first use). Module map
 and costs: docs/theory.md.
 """
+
 from crossgen.theory import scenarios
 from crossgen.theory.dynamics import Trajectory, trajectory, trajectory_with_limit
 from crossgen.theory.efficiency import (
@@ -57,7 +58,7 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    if name == "dense":          # scipy-based; only tests and benchmarks need it
+    if name == "dense":  # scipy-based; only tests and benchmarks need it
         import importlib
 
         return importlib.import_module("crossgen.theory.dense")

@@ -13,6 +13,7 @@ Paper section 5 and appendix E, with the corrections of docs/DESIGN.md:
   or from eq. (2) with the transpose: vec C = s2 (I - Q kron Q)^-1 vec(Q S^+ Q').
 Weights per entity enter as the diagonal scalings D_x (not in the paper).
 """
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -34,8 +35,7 @@ def _D(x: np.ndarray, d: int) -> np.ndarray:
     return np.kron(np.diag(x), np.eye(d))
 
 
-def matrices(system: FeatureSystem, alpha: np.ndarray, beta: np.ndarray,
-             synthetic_grams: Optional[np.ndarray] = None):
+def matrices(system: FeatureSystem, alpha: np.ndarray, beta: np.ndarray, synthetic_grams: Optional[np.ndarray] = None):
     """(G, P, Q, S) of one generation for weights (K,) and synthetic Grams (K, d, d)."""
     K, d = system.K, system.d
     syn = system.synthetic_grams if synthetic_grams is None else synthetic_grams
@@ -64,16 +64,18 @@ def initial_moments(system: FeatureSystem):
 def _summaries(system: FeatureSystem, mean: np.ndarray, cov: np.ndarray):
     K, d = system.K, system.d
     e = mean - system.theta
-    blocks = [cov[k * d:(k + 1) * d, k * d:(k + 1) * d] for k in range(K)]
-    bias2 = np.sum(e ** 2, axis=1)
+    blocks = [cov[k * d : (k + 1) * d, k * d : (k + 1) * d] for k in range(K)]
+    bias2 = np.sum(e**2, axis=1)
     var = np.array([np.trace(c) for c in blocks])
-    mspe = np.array([[np.trace(Sm @ (c + np.outer(ek, ek))) for Sm in system.private_grams]
-                     for c, ek in zip(blocks, e)])
+    mspe = np.array(
+        [[np.trace(Sm @ (c + np.outer(ek, ek))) for Sm in system.private_grams] for c, ek in zip(blocks, e)]
+    )
     return bias2, var, bias2 + var, mspe
 
 
-def trajectory(system: FeatureSystem, alpha: Any, beta: Any, generations: int,
-               synthetic_schedule=None) -> SimpleNamespace:
+def trajectory(
+    system: FeatureSystem, alpha: Any, beta: Any, generations: int, synthetic_schedule=None
+) -> SimpleNamespace:
     """Theorems 1-2 with dense matrices: mean (T+1,K,d), bias2, variance, mse (T+1,K),
     mspe (T+1,K,K), cov (T+1,Kd,Kd), M and C (lists), Q (list), G (list)."""
     a, b = weights(system, alpha, beta, generations)
@@ -81,8 +83,7 @@ def trajectory(system: FeatureSystem, alpha: Any, beta: Any, generations: int,
     schedule = schedule_grams(system, synthetic_schedule, T)
     K, d, s2 = system.K, system.d, system.sigma2
     Eb, B = initial_moments(system)
-    out = SimpleNamespace(mean=[], bias2=[], variance=[], mse=[], mspe=[], cov=[], M=[], C=[],
-                          Q=[], G=[])
+    out = SimpleNamespace(mean=[], bias2=[], variance=[], mse=[], mspe=[], cov=[], M=[], C=[], Q=[], G=[])
     M: Any = None
     C: Any = None
     for t in range(T + 1):
@@ -154,10 +155,11 @@ def asymptotic(system: FeatureSystem, alpha: Any, beta: Any, method: str = "lyap
     K, d, s2 = system.K, system.d, system.sigma2
     rho = float(np.max(np.abs(np.linalg.eigvals(Q))))
     Eb, B = initial_moments(system)
-    M = np.linalg.solve(np.eye(K * d) - Q, P)                       # M = P + Q M
+    M = np.linalg.solve(np.eye(K * d) - Q, P)  # M = P + Q M
     C = (eq2_covariance if method == "eq2" else lyapunov_covariance)(system, alpha, beta)
     mean = (M @ Eb).reshape(K, d)
     cov = s2 * M @ B @ M.T + C
     bias2, var, mse, mspe = _summaries(system, mean, cov)
-    return SimpleNamespace(spectral_radius=rho, mean=mean, bias2=bias2, variance=var, mse=mse,
-                           mspe=mspe, cov=cov, M=M, C=C, Q=Q, P=P)
+    return SimpleNamespace(
+        spectral_radius=rho, mean=mean, bias2=bias2, variance=var, mse=mse, mspe=mspe, cov=cov, M=M, C=C, Q=Q, P=P
+    )

@@ -15,6 +15,7 @@ and P_t = sum_{s<t-1} A^s:
 Each entity's trace is then a Frobenius product of a per-entity matrix (E, E0, H2) with a
 d x d matrix of generation t: one (K, d^2) x (d^2, T) matrix product for all generations.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -94,8 +95,13 @@ class Trajectory:
         return iterate_states(self._system, self.alpha, self.beta, self._schedule)
 
 
-def trajectory(system: FeatureSystem, alpha: Any, beta: Any, generations: int,
-               synthetic_schedule: Optional[Sequence[Sequence[np.ndarray]]] = None) -> Trajectory:
+def trajectory(
+    system: FeatureSystem,
+    alpha: Any,
+    beta: Any,
+    generations: int,
+    synthetic_schedule: Optional[Sequence[Sequence[np.ndarray]]] = None,
+) -> Trajectory:
     """Theorems 1-2 (corrected): exact mean, variance and MSE of every entity, t = 0..T.
 
     O(T K d^3) time and O(K d^2) memory; with stationary weights and no schedule,
@@ -129,8 +135,9 @@ def trajectory(system: FeatureSystem, alpha: Any, beta: Any, generations: int,
     return _recursive_trajectory(system, a, b, schedule)
 
 
-def trajectory_with_limit(system: FeatureSystem, alpha: Any, beta: Any,
-                          generations: int) -> tuple[Trajectory, Asymptote]:
+def trajectory_with_limit(
+    system: FeatureSystem, alpha: Any, beta: Any, generations: int
+) -> tuple[Trajectory, Asymptote]:
     """`trajectory` and `asymptotic` for stationary weights, sharing one factorisation.
 
     The numbers of the two calls (the limit up to rounding, ~1e-15), for about the cost of
@@ -165,8 +172,7 @@ def trajectory_with_limit(system: FeatureSystem, alpha: Any, beta: Any,
 
 
 # ============================================================================ any weights
-def _recursive_trajectory(system: FeatureSystem, a: np.ndarray, b: np.ndarray,
-                          schedule: Optional[list]) -> Trajectory:
+def _recursive_trajectory(system: FeatureSystem, a: np.ndarray, b: np.ndarray, schedule: Optional[list]) -> Trajectory:
     """The recursion generation by generation; only the traces of the covariance."""
     means, var, rho = [], [], []
     for s in iterate_states(system, a, b, schedule):
@@ -179,13 +185,23 @@ def _recursive_trajectory(system: FeatureSystem, a: np.ndarray, b: np.ndarray,
 def _result(system, a, b, schedule, mean, var, rho) -> Trajectory:
     e = mean - system.theta
     bias2 = np.einsum("tki,tki->tk", e, e)
-    return Trajectory(alpha=a, beta=b, mean=mean, bias2=bias2, variance=var, mse=bias2 + var,
-                      spectral_radius=rho, _system=system, _schedule=schedule)
+    return Trajectory(
+        alpha=a,
+        beta=b,
+        mean=mean,
+        bias2=bias2,
+        variance=var,
+        mse=bias2 + var,
+        spectral_radius=rho,
+        _system=system,
+        _schedule=schedule,
+    )
 
 
 # ============================================================================ stationary weights
-def _stationary_trajectory(system: FeatureSystem, a: np.ndarray, b: np.ndarray,
-                           st: Optional[Stationary] = None) -> Trajectory:
+def _stationary_trajectory(
+    system: FeatureSystem, a: np.ndarray, b: np.ndarray, st: Optional[Stationary] = None
+) -> Trajectory:
     """Generations 0..T when a[t], b[t] are the same for all t >= 1 (see the module
     docstring); st: their factorisation, with generation 0 if alpha > 0 (made if None and
     T >= 1; None when T = 0)."""
@@ -196,23 +212,23 @@ def _stationary_trajectory(system: FeatureSystem, a: np.ndarray, b: np.ndarray,
     mean = np.empty((T + 1, K, d))
     var = np.empty((T + 1, K))
     mean[0], var[0] = g0["mean0"], g0["var0"]
-    if st is None:                               # T = 0
+    if st is None:  # T = 0
         return _result(system, a, b, None, mean, var, np.zeros(1))
     rho = np.r_[0.0, np.full(T, st.rho[0])]
     Ss, Syn = system.public_gram, system.synthetic_grams
     H, H2, E, A, N, C0 = st.H[0], st.H2[0], st.E[0], st.A[0], st.N[0], st.C0[0]
     u, ab, ac, p = st.u[0], st.ab[0], st.ac[0], st.p[0]
-    if not np.any(u):                            # alpha = 0: nothing synthetic, G_t = G_1
+    if not np.any(u):  # alpha = 0: nothing synthetic, G_t = G_1
         mean[1:] = p
         var[1:] = real_data_variance(H, system.private_grams, Ss, ab, ac, s2)
         return _result(system, a, b, None, mean, var, rho)
-    const = s2 * (ab ** 2 * frob(system.private_grams, H2) + ac ** 2 * frob(Ss, H2))
+    const = s2 * (ab**2 * frob(system.private_grams, H2) + ac**2 * frob(Ss, H2))
     ab0, Zp, X, Wpub = g0["ab0"], g0["Zp"], g0["X"], g0["Wpub"]
     Sigma = Syn.sum(axis=0)
     Y = s2 * Sigma
     P, Apow = np.zeros((d, d)), np.eye(d)
-    omega = np.einsum("kij,kj->i", Syn, g0["mean0"])         # sum_k S_k mean0_k
-    drift = np.einsum("kij,kj->i", Syn, p)                   # sum_k S_k p_k
+    omega = np.einsum("kij,kj->i", Syn, g0["mean0"])  # sum_k S_k mean0_k
+    drift = np.einsum("kij,kj->i", Syn, p)  # sum_k S_k p_k
     Ps, Apows, Mpubs, Ztots, omegas = [], [], [], [], []
     for t in range(1, T + 1):
         if t > 1:
@@ -231,14 +247,15 @@ def _stationary_trajectory(system: FeatureSystem, a: np.ndarray, b: np.ndarray,
         Ztots.append(sym(s2 * (Zp + Mpub @ Wpub.T) + Y))
         omegas.append(omega)
 
-    def cols(mats):                                          # T matrices -> (d^2, T)
+    def cols(mats):  # T matrices -> (d^2, T)
         return np.stack(mats).reshape(T, d * d).T
 
-    priv = ab[:, None] * (E.reshape(K, -1) @ cols(Ps)) \
-        + ab0[:, None] * (g0["E0"].reshape(K, -1) @ cols(Apows))   # <Wh_t[k], H2_k S~_k>
+    priv = ab[:, None] * (E.reshape(K, -1) @ cols(Ps)) + ab0[:, None] * (
+        g0["E0"].reshape(K, -1) @ cols(Apows)
+    )  # <Wh_t[k], H2_k S~_k>
     HZ = H2.reshape(K, -1) @ np.concatenate([cols(Mpubs), cols(Ztots)], axis=1)
     cross = ab[:, None] * priv + ac[:, None] * HZ[:, :T]
-    var[1:] = (const[:, None] + 2 * s2 * u[:, None] * cross + (u ** 2)[:, None] * HZ[:, T:]).T
+    var[1:] = (const[:, None] + 2 * s2 * u[:, None] * cross + (u**2)[:, None] * HZ[:, T:]).T
     Hw = (H.reshape(K * d, d) @ np.stack(omegas, axis=1)).reshape(K, d, T)
     mean[1:] = p + u[:, None] * np.moveaxis(Hw, -1, 0)
     return _result(system, a, b, None, mean, var, rho)

@@ -7,6 +7,7 @@ entity k = pooled-OLS MSE / asymptotic MSE of entity k (Theorem 3); 1 is optimal
 G is full rank, and a biased limit can exceed 1 when the data are rank-deficient
 (correction 7). A diverging workflow (rho(Q) >= 1) has efficiency 0.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -60,7 +61,7 @@ def relative_efficiency(system: FeatureSystem, alpha: Any, beta: Any) -> np.ndar
         A weight outside [0, 1] or of the wrong shape.
     """
     asym = asymptotic(system, alpha, beta)
-    if asym.mse is None:                         # diverges
+    if asym.mse is None:  # diverges
         return np.zeros(system.K)
     return pooled_ols_mse(system) / asym.mse
 
@@ -153,8 +154,14 @@ def optimal_weights(system: FeatureSystem, alphas: Any, betas: Any) -> OptimalWe
     best = np.argmax(flat, axis=0)
     group = flat.mean(axis=1)
     g = int(np.argmax(group))
-    return OptimalWeights(alphas=a, betas=b, efficiency=eff,
-                          entity_alpha=a[best // nb], entity_beta=b[best % nb],
-                          entity_efficiency=flat[best, np.arange(K)],
-                          group_alpha=float(a[g // nb]), group_beta=float(b[g % nb]),
-                          group_efficiency=float(group[g]))
+    return OptimalWeights(
+        alphas=a,
+        betas=b,
+        efficiency=eff,
+        entity_alpha=a[best // nb],
+        entity_beta=b[best % nb],
+        entity_efficiency=flat[best, np.arange(K)],
+        group_alpha=float(a[g // nb]),
+        group_beta=float(b[g % nb]),
+        group_efficiency=float(group[g]),
+    )

@@ -16,6 +16,7 @@ CSV columns: figure2 ``alpha, beta, entity, source, value, stderr``; figure4 add
 ``generation``. ``source`` is 'theory' or 'monte_carlo'; ``stderr`` is empty for theory rows.
 Entities are numbered from 0, as in ``SimulationResult.to_frame``.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -82,18 +83,22 @@ def _save(fig, frame: pd.DataFrame, out_dir, name: str) -> dict[str, Path]:
 
 
 def _errorbar(ax, x, y, err, colour, marker="o", label=None) -> None:
-    ax.errorbar(x, y, yerr=err, fmt=marker, color=colour, ms=4.5, capsize=2.5, lw=1,
-                mfc="white", mew=1.2, label=label, zorder=3)
+    ax.errorbar(
+        x, y, yerr=err, fmt=marker, color=colour, ms=4.5, capsize=2.5, lw=1, mfc="white", mew=1.2, label=label, zorder=3
+    )
 
 
 # ----------------------------------------------------------------------------- figure 2
 
 
-def figure2_data(seed: int = 0, replicates: int = MC_REPLICATES,
-                 alphas: Sequence[float] = tuple(np.linspace(0, 1, 41)),
-                 betas: Sequence[float] = (0.1, 0.5, 0.9),
-                 mc_alphas: Sequence[float] = (0.1, 0.3, 0.5, 0.7, 0.9),
-                 mc_generation: int = 40) -> pd.DataFrame:
+def figure2_data(
+    seed: int = 0,
+    replicates: int = MC_REPLICATES,
+    alphas: Sequence[float] = tuple(np.linspace(0, 1, 41)),
+    betas: Sequence[float] = (0.1, 0.5, 0.9),
+    mc_alphas: Sequence[float] = (0.1, 0.3, 0.5, 0.7, 0.9),
+    mc_generation: int = 40,
+) -> pd.DataFrame:
     """Figure 2's numbers: exact relative efficiency on the alpha grid, and Monte Carlo
     estimates pooled_mse / simulated MSE at ``mc_generation`` (delta-method stderr).
 
@@ -105,21 +110,23 @@ def figure2_data(seed: int = 0, replicates: int = MC_REPLICATES,
     a_grid, b_grid = np.asarray(alphas, float), np.asarray(betas, float)
     K = system.K
     grid = efficiency_grid(system, a_grid, b_grid)  # (na, nb, K)
-    frames = [_rows("theory", grid, alpha=a_grid[:, None, None], beta=b_grid[None, :, None],
-                    entity=np.arange(K))]
+    frames = [_rows("theory", grid, alpha=a_grid[:, None, None], beta=b_grid[None, :, None], entity=np.arange(K))]
     pooled = pooled_ols_mse(system)
     for b in betas:
         for a in mc_alphas:
             sim = simulate(system, a, b, mc_generation, replicates, seed=seed)
             mse, se = sim.mse[-1], sim.mse_stderr[-1]
-            frames.append(_rows("monte_carlo", pooled / mse, pooled * se / mse**2,
-                                alpha=a, beta=b, entity=np.arange(K)))
+            frames.append(
+                _rows("monte_carlo", pooled / mse, pooled * se / mse**2, alpha=a, beta=b, entity=np.arange(K))
+            )
     return pd.concat(frames, ignore_index=True)[COLUMNS]
 
 
 def _mc_note(replicates: int) -> str:
-    return (f"points: Monte Carlo, {replicates} replicates, the same random numbers in every "
-            "panel (so their deviations are correlated)")
+    return (
+        f"points: Monte Carlo, {replicates} replicates, the same random numbers in every "
+        "panel (so their deviations are correlated)"
+    )
 
 
 def plot_figure2(frame: pd.DataFrame, mc_generation: int = 40, replicates: int = MC_REPLICATES):
@@ -127,8 +134,7 @@ def plot_figure2(frame: pd.DataFrame, mc_generation: int = 40, replicates: int =
     plt, colours = _pyplot(), _colours()
     entities = sorted(frame.entity.unique())
     betas = sorted(frame.beta.unique())
-    fig, axes = plt.subplots(1, len(entities), figsize=(3.4 * len(entities), 3.6),
-                             sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(entities), figsize=(3.4 * len(entities), 3.6), sharey=True, squeeze=False)
     for ax, k in zip(axes[0], entities):
         for i, b in enumerate(betas):
             sel = frame[(frame.entity == k) & (frame.beta == b)]
@@ -143,21 +149,32 @@ def plot_figure2(frame: pd.DataFrame, mc_generation: int = 40, replicates: int =
     axes[0, 0].set_ylabel("relative efficiency\n(pooled-OLS MSE / asymptotic MSE)")
     handles, labels = axes[0, 0].get_legend_handles_labels()
     mc = axes[0, 0].errorbar([], [], yerr=[], fmt="o", color="grey", mfc="white", capsize=2.5)
-    fig.legend(handles + [mc], labels + [f"Monte Carlo, generation {mc_generation}, ±1 s.e."],
-               loc="lower center", ncol=len(betas) + 1, frameon=False,
-               bbox_to_anchor=(0.5, -0.08))
-    fig.suptitle("Figure 2: relative efficiency of the workflow's limit "
-                 "(K = 4, d = 15, rank 5; β: private share of the real data)\n"
-                 + _mc_note(replicates), fontsize=11)
+    fig.legend(
+        handles + [mc],
+        labels + [f"Monte Carlo, generation {mc_generation}, ±1 s.e."],
+        loc="lower center",
+        ncol=len(betas) + 1,
+        frameon=False,
+        bbox_to_anchor=(0.5, -0.08),
+    )
+    fig.suptitle(
+        "Figure 2: relative efficiency of the workflow's limit "
+        "(K = 4, d = 15, rank 5; β: private share of the real data)\n" + _mc_note(replicates),
+        fontsize=11,
+    )
     fig.tight_layout()
     return fig
 
 
-def figure2(out_dir, seed: int = 0, replicates: int = MC_REPLICATES,
-            alphas: Sequence[float] = tuple(np.linspace(0, 1, 41)),
-            betas: Sequence[float] = (0.1, 0.5, 0.9),
-            mc_alphas: Sequence[float] = (0.1, 0.3, 0.5, 0.7, 0.9),
-            mc_generation: int = 40) -> dict[str, Path]:
+def figure2(
+    out_dir,
+    seed: int = 0,
+    replicates: int = MC_REPLICATES,
+    alphas: Sequence[float] = tuple(np.linspace(0, 1, 41)),
+    betas: Sequence[float] = (0.1, 0.5, 0.9),
+    mc_alphas: Sequence[float] = (0.1, 0.3, 0.5, 0.7, 0.9),
+    mc_generation: int = 40,
+) -> dict[str, Path]:
     """Draw the paper's Figure 2 (relative efficiency over alpha, a curve per beta, Monte Carlo
     points on top) for its system (`scenarios.figure2_system`).
 
@@ -189,8 +206,9 @@ def figure2(out_dir, seed: int = 0, replicates: int = MC_REPLICATES,
 FIGURE4_WEIGHTS = (0.0, 0.5, 1.0)
 
 
-def figure4_data(seed: int = 0, replicates: int = MC_REPLICATES, generations: int = 15,
-                 weights: Sequence[float] = FIGURE4_WEIGHTS) -> pd.DataFrame:
+def figure4_data(
+    seed: int = 0, replicates: int = MC_REPLICATES, generations: int = 15, weights: Sequence[float] = FIGURE4_WEIGHTS
+) -> pd.DataFrame:
     """Figure 4's numbers: exact MSE per generation and entity (Theorem 2, beta applied from
     generation 0 on) and the simulated MSE with its stderr, for every (alpha, beta) pair."""
     import pandas as pd
@@ -218,17 +236,16 @@ def plot_figure4(frame: pd.DataFrame, replicates: int = MC_REPLICATES):
     plt, colours = _pyplot(), _colours()
     betas, alphas = sorted(frame.beta.unique()), sorted(frame.alpha.unique())
     entities = sorted(frame.entity.unique())
-    fig, axes = plt.subplots(len(betas), len(alphas), figsize=(3.6 * len(alphas),
-                             2.6 * len(betas)), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(
+        len(betas), len(alphas), figsize=(3.6 * len(alphas), 2.6 * len(betas)), sharex=True, squeeze=False
+    )
     for (i, b), (j, a) in itertools.product(enumerate(betas), enumerate(alphas)):
         ax = axes[i, j]
         for k in entities:
             sel = frame[(frame.beta == b) & (frame.alpha == a) & (frame.entity == k)]
             th, mc = sel[sel.source == "theory"], sel[sel.source == "monte_carlo"]
-            ax.plot(th.generation, th.value, color=colours[k], lw=1.6,
-                    label=f"entity {k}, theory")
-            _errorbar(ax, mc.generation, mc.value, mc.stderr, colours[k],
-                      label=f"entity {k}, Monte Carlo ±1 s.e.")
+            ax.plot(th.generation, th.value, color=colours[k], lw=1.6, label=f"entity {k}, theory")
+            _errorbar(ax, mc.generation, mc.value, mc.stderr, colours[k], label=f"entity {k}, Monte Carlo ±1 s.e.")
         ax.set_title(f"α = {a:g}, β = {b:g}", fontsize=10)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
@@ -237,17 +254,23 @@ def plot_figure4(frame: pd.DataFrame, replicates: int = MC_REPLICATES):
         if j == 0:
             ax.set_ylabel("MSE  E‖θ̂ₜₖ − θ‖²")
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=2 * len(entities), frameon=False,
-               bbox_to_anchor=(0.5, -0.04))
-    fig.suptitle("Figure 4: MSE over generations (K = 2, d = 50, rank 15); "
-                 "α: share of synthetic data, β: private share of the real data\n"
-                 + _mc_note(replicates), fontsize=11)
+    fig.legend(handles, labels, loc="lower center", ncol=2 * len(entities), frameon=False, bbox_to_anchor=(0.5, -0.04))
+    fig.suptitle(
+        "Figure 4: MSE over generations (K = 2, d = 50, rank 15); "
+        "α: share of synthetic data, β: private share of the real data\n" + _mc_note(replicates),
+        fontsize=11,
+    )
     fig.tight_layout()
     return fig
 
 
-def figure4(out_dir, seed: int = 0, replicates: int = MC_REPLICATES, generations: int = 15,
-            weights: Sequence[float] = FIGURE4_WEIGHTS) -> dict[str, Path]:
+def figure4(
+    out_dir,
+    seed: int = 0,
+    replicates: int = MC_REPLICATES,
+    generations: int = 15,
+    weights: Sequence[float] = FIGURE4_WEIGHTS,
+) -> dict[str, Path]:
     """Draw the paper's Figure 4 (MSE over generations, a panel per (alpha, beta), exact lines
     and Monte Carlo points) for its system (`scenarios.figure4_system`).
 

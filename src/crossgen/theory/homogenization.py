@@ -10,6 +10,7 @@ has the same mean. Two per-generation numbers measure it here:
 E[e_k . e_l] = tr Cov(theta_tk, theta_tl) + bias_k . bias_l uses the cross blocks of the
 covariance as traces of Frobenius products, O(K d^3 + K^2 d^2) per generation.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -32,9 +33,13 @@ class Homogenization:
     mean_error_correlation: np.ndarray
 
 
-def homogenization(system: FeatureSystem, alpha: Any, beta: Any, generations: int,
-                   synthetic_schedule: Optional[Sequence[Sequence[np.ndarray]]] = None
-                   ) -> Homogenization:
+def homogenization(
+    system: FeatureSystem,
+    alpha: Any,
+    beta: Any,
+    generations: int,
+    synthetic_schedule: Optional[Sequence[Sequence[np.ndarray]]] = None,
+) -> Homogenization:
     """Consensus distance and error correlations of the entities, per generation.
 
     Runs the recursion of `recursion`, O(T (K d^3 + K^2 d^2)).
@@ -65,12 +70,13 @@ def homogenization(system: FeatureSystem, alpha: Any, beta: Any, generations: in
     dist, corr, mean_corr = [], [], []
     for s in iterate_states(system, a, b, schedule):
         spread = s.mean - s.mean.mean(axis=0)
-        dist.append(np.sum(spread ** 2) / K)
+        dist.append(np.sum(spread**2) / K)
         e = s.mean - system.theta
         E = cross_traces(system, s) + e @ e.T
         with np.errstate(divide="ignore", invalid="ignore"):
             c = E / np.sqrt(np.outer(np.diag(E), np.diag(E)))
         corr.append(c)
         mean_corr.append(float(np.mean(c[iu])) if K > 1 else np.nan)
-    return Homogenization(consensus_distance=np.array(dist), error_correlation=np.array(corr),
-                          mean_error_correlation=np.array(mean_corr))
+    return Homogenization(
+        consensus_distance=np.array(dist), error_correlation=np.array(corr), mean_error_correlation=np.array(mean_corr)
+    )

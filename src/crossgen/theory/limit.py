@@ -9,6 +9,7 @@ Everything runs batched over rows of weights (a grid of alpha-beta cells), in O(
 row for the factorisation (`stationary.factorise`, shared with the closed-form trajectory of
 `dynamics`) and O(d^3 + K d^2) per row here.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,8 +30,9 @@ COND_MAX = 1e10
 """Condition number of A's eigenvectors above which a unit spectral radius counts as defective."""
 
 
-def solve_stein(A: np.ndarray, Q: np.ndarray, lam: Optional[np.ndarray] = None,
-                V: Optional[np.ndarray] = None) -> np.ndarray:
+def solve_stein(
+    A: np.ndarray, Q: np.ndarray, lam: Optional[np.ndarray] = None, V: Optional[np.ndarray] = None
+) -> np.ndarray:
     """X = A X A' + Q for a stack of A (..., d, d) with rho(A) < 1; Q broadcasts.
 
     Batched eigenvector solve (A = V diag(lam) V^-1 gives X~_ij = Q~_ij / (1 - lam_i lam_j)),
@@ -48,8 +50,7 @@ def solve_stein(A: np.ndarray, Q: np.ndarray, lam: Optional[np.ndarray] = None,
         with np.errstate(all="ignore"):
             X = sym((V @ (Qt / (1.0 - lam[..., :, None] * lam[..., None, :])) @ tr(V)).real)
             res = np.linalg.norm(X - A @ X @ tr(A) - Qb, axis=(-2, -1))
-            bad = ~(res <= STEIN_RTOL * (np.linalg.norm(X, axis=(-2, -1))
-                                         + np.linalg.norm(Qb, axis=(-2, -1))))
+            bad = ~(res <= STEIN_RTOL * (np.linalg.norm(X, axis=(-2, -1)) + np.linalg.norm(Qb, axis=(-2, -1))))
     except np.linalg.LinAlgError:
         bad = np.ones(A.shape[:-2], dtype=bool)
     if bad.any():
@@ -74,19 +75,32 @@ def _limit_errors(system: FeatureSystem, st: Stationary, want_state: bool = Fals
     Zh = J @ (st.C0 + N @ Ss @ tr(N)) @ tr(J)
     Y = s2 * solve_stein(A, Syn.sum(axis=0), st.lam, st.V)
     Ztot = sym(s2 * Zh + Y)
-    pub_cross = Ss @ tr(N) @ tr(J)                            # S* Wh[pub]'
-    ab2 = ab ** 2
-    var = s2 * (ab2 * frob(system.private_grams, H2) + (ac ** 2) * frob(Ss, H2)
-                + 2 * u * (ab2 * frob(J[:, None], st.E) + ac * frob(pub_cross[:, None], H2))) \
-        + (u ** 2) * frob(Ztot[:, None], H2)
+    pub_cross = Ss @ tr(N) @ tr(J)  # S* Wh[pub]'
+    ab2 = ab**2
+    var = s2 * (
+        ab2 * frob(system.private_grams, H2)
+        + (ac**2) * frob(Ss, H2)
+        + 2 * u * (ab2 * frob(J[:, None], st.E) + ac * frob(pub_cross[:, None], H2))
+    ) + (u**2) * frob(Ztot[:, None], H2)
     omega = np.einsum("bij,bj->bi", J, np.einsum("kij,bkj->bi", Syn, st.p))
     mean = st.p + u[..., None] * np.einsum("bkij,bj->bki", H, omega)
     if not want_state:
         return mean, var, None
-    states = [GenerationState(t=-1, ab=ab[i], ac=ac[i], u=u[i], H=H[i],
-                              Wpriv=J[i] @ (ab[i][:, None, None] * st.SH(system, i)),
-                              Wpub=J[i] @ N[i], Y=Y[i], mean=mean[i], rho=float(st.rho[i]))
-              for i in range(A.shape[0])]
+    states = [
+        GenerationState(
+            t=-1,
+            ab=ab[i],
+            ac=ac[i],
+            u=u[i],
+            H=H[i],
+            Wpriv=J[i] @ (ab[i][:, None, None] * st.SH(system, i)),
+            Wpub=J[i] @ N[i],
+            Y=Y[i],
+            mean=mean[i],
+            rho=float(st.rho[i]),
+        )
+        for i in range(A.shape[0])
+    ]
     return mean, var, states
 
 
@@ -146,8 +160,7 @@ class Asymptote:
     mspe: Optional[np.ndarray] = None
 
 
-def asymptotic(system: FeatureSystem, alpha: Any, beta: Any, *, beta0: Any = None,
-               mspe: bool = False) -> Asymptote:
+def asymptotic(system: FeatureSystem, alpha: Any, beta: Any, *, beta0: Any = None, mspe: bool = False) -> Asymptote:
     """Theorem 3 (corrected): the limit of every entity's errors as t -> infinity.
 
     O(K d^3) time and O(K d^2) memory (no Kd x Kd matrix); see `limit` for the method.
@@ -181,8 +194,9 @@ def asymptotic(system: FeatureSystem, alpha: Any, beta: Any, *, beta0: Any = Non
     return limit_of(system, factorise(system, a[None], b[None]), b0, mspe=mspe)
 
 
-def limit_of(system: FeatureSystem, st: Stationary, beta0: np.ndarray, *, mspe: bool = False,
-             mean0: Optional[np.ndarray] = None) -> Asymptote:
+def limit_of(
+    system: FeatureSystem, st: Stationary, beta0: np.ndarray, *, mspe: bool = False, mean0: Optional[np.ndarray] = None
+) -> Asymptote:
     """`asymptotic` from a one-row factorisation; mean0: (K, d) generation 0's mean, if known."""
     rho = float(st.rho[0])
     if st.converges[0]:
@@ -190,17 +204,24 @@ def limit_of(system: FeatureSystem, st: Stationary, beta0: np.ndarray, *, mspe: 
         mean, var = mean[0], var[0]
         e = mean - system.theta
         bias2 = np.einsum("ki,ki->k", e, e)
-        return Asymptote(spectral_radius=rho, converges=True, mse=bias2 + var, mean=mean,
-                         bias2=bias2, variance=var, growth=None,
-                         mspe=mspe_of(system, states[0]) if mspe else None)
+        return Asymptote(
+            spectral_radius=rho,
+            converges=True,
+            mse=bias2 + var,
+            mean=mean,
+            bias2=bias2,
+            variance=var,
+            growth=None,
+            mspe=mspe_of(system, states[0]) if mspe else None,
+        )
     growth, mean = _divergence(system, st, beta0, mean0)
     bias2 = None if mean is None else np.sum((mean - system.theta) ** 2, axis=-1)
-    return Asymptote(spectral_radius=rho, converges=False, mse=None, mean=mean, bias2=bias2,
-                     variance=None, growth=growth)
+    return Asymptote(
+        spectral_radius=rho, converges=False, mse=None, mean=mean, bias2=bias2, variance=None, growth=growth
+    )
 
 
-def _divergence(system: FeatureSystem, st: Stationary, beta0: np.ndarray,
-                mean0: Optional[np.ndarray]):
+def _divergence(system: FeatureSystem, st: Stationary, beta0: np.ndarray, mean0: Optional[np.ndarray]):
     """Growth of a non-converging system (row 0 of st) and the limit of its mean, if any.
 
     rho > 1: geometric, factor rho^2. rho == 1: with P_g = V[:, g] V^-1[g, :] the spectral
@@ -215,7 +236,7 @@ def _divergence(system: FeatureSystem, st: Stationary, beta0: np.ndarray,
     rho = float(st.rho[0])
     u, H = st.u[0], st.H[0]
     if rho > 1.0 + RHO_TOL:
-        return Growth("geometric", np.where(u > 0, rho ** 2, 1.0)), None
+        return Growth("geometric", np.where(u > 0, rho**2, 1.0)), None
     lam, V, A = st.lam[0], st.V[0], st.A[0]
     unit = np.abs(lam) >= 1.0 - RHO_TOL
     try:
@@ -226,9 +247,13 @@ def _divergence(system: FeatureSystem, st: Stationary, beta0: np.ndarray,
     if not np.isfinite(cond) or cond > COND_MAX:
         return Growth("superlinear", None), None
     Syn, St, Ss = system.synthetic_grams, system.private_grams, system.public_gram
-    Pu = (V[:, unit] @ Vi[unit, :])
-    L = np.concatenate([st.ab[0][:, None, None] * st.SH(system) @ St,  # L[c] = V' P[:, c]
-                        (st.N[0] @ Ss)[None]])
+    Pu = V[:, unit] @ Vi[unit, :]
+    L = np.concatenate(
+        [
+            st.ab[0][:, None, None] * st.SH(system) @ St,  # L[c] = V' P[:, c]
+            (st.N[0] @ Ss)[None],
+        ]
+    )
     fed = np.linalg.norm(Pu @ L, axis=(1, 2)) > 1e-8 * (1 + np.linalg.norm(L, axis=(1, 2)))
     if fed.any():
         return Growth("superlinear", None), None
@@ -242,7 +267,7 @@ def _divergence(system: FeatureSystem, st: Stationary, beta0: np.ndarray,
         Pg = V[:, g] @ Vi[g, :]
         Yinc += (Pg @ Sigma @ Pg.conj().T).real
     Yinc = s2 * sym(Yinc)
-    inc = u ** 2 * frob(Yinc, st.H2[0])
+    inc = u**2 * frob(Yinc, st.H2[0])
     # Mean: omega_t = s + A omega_{t-1} (t >= 2), omega_1 = sum_j S_j mean_0j; with P1 s = 0
     # the limit is P1 omega_1 + (I - A(I - P1))^-1 (I - P1) s, if 1 is the only unit eigenvalue.
     mean = None

@@ -29,6 +29,7 @@ Its trace, with H2 = H H and <X, Y> = tr(X'Y), needs no d x d block per entity b
 The mean follows the vector recursion mean_tk = H_tk (ab S~_k + ac S*) theta + U_tk omega_t,
 omega_t = sum_j S_tj mean_{t-1,j}, which is M_t E[b] (correction 4: valid for any rank).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
@@ -91,8 +92,7 @@ def schedule_grams(system: FeatureSystem, schedule: Any, T: int) -> Optional[lis
             raise InputError(name, gen, f"{system.K} feature arrays") from None
         if len(arrays) != system.K:
             raise InputError(name, f"{len(arrays)} arrays", f"{system.K} arrays, one per entity")
-        feats = [_feature_matrix(f"{name}[{k}]", x, system.d, "private_0")
-                 for k, x in enumerate(arrays)]
+        feats = [_feature_matrix(f"{name}[{k}]", x, system.d, "private_0") for k, x in enumerate(arrays)]
         out.append(gram_stack(feats))
     return out
 
@@ -133,41 +133,66 @@ def initial_state(system: FeatureSystem, beta0: np.ndarray) -> GenerationState:
     K, d = system.K, system.d
     zero = np.zeros(K)
     ab, ac, _ = mixture_coefficients(zero, beta0)
-    H = psd_pinv(mixture_grams(system.private_grams, system.public_gram, np.zeros((d, d)),
-                               ab, ac, zero))
+    H = psd_pinv(mixture_grams(system.private_grams, system.public_gram, np.zeros((d, d)), ab, ac, zero))
     mean = np.einsum("kij,kj->ki", H, real_part_of_mean(system, ab, ac))
-    return GenerationState(t=0, ab=ab, ac=ac, u=zero, H=H, Wpriv=np.zeros((K, d, d)),
-                           Wpub=np.zeros((d, d)), Y=np.zeros((d, d)), mean=mean, rho=0.0,
-                           AU=np.zeros((d, d)))
+    return GenerationState(
+        t=0,
+        ab=ab,
+        ac=ac,
+        u=zero,
+        H=H,
+        Wpriv=np.zeros((K, d, d)),
+        Wpub=np.zeros((d, d)),
+        Y=np.zeros((d, d)),
+        mean=mean,
+        rho=0.0,
+        AU=np.zeros((d, d)),
+    )
 
 
-def next_state(system: FeatureSystem, prev: GenerationState, syn: np.ndarray,
-               alpha: np.ndarray, beta: np.ndarray, syn_h: np.ndarray,
-               same_features: bool) -> GenerationState:
+def next_state(
+    system: FeatureSystem,
+    prev: GenerationState,
+    syn: np.ndarray,
+    alpha: np.ndarray,
+    beta: np.ndarray,
+    syn_h: np.ndarray,
+    same_features: bool,
+) -> GenerationState:
     """Generation t = prev.t + 1 with synthetic Grams syn (K, d, d), syn_h =
     hstack_blocks(syn), and weights (K,); same_features: generation t - 1 used the same
     synthetic Grams, so that A_t is prev.AU."""
     K = system.K
     ab, ac, a = mixture_coefficients(alpha, beta)
     u = a / K
-    H = psd_pinv(mixture_grams(system.private_grams, system.public_gram, syn.mean(axis=0),
-                               ab, ac, a))
-    A = prev.AU if same_features and prev.AU is not None \
-        else weighted_stack_sum(syn_h, prev.u, prev.H)                # V_t' U_{t-1}
+    H = psd_pinv(mixture_grams(system.private_grams, system.public_gram, syn.mean(axis=0), ab, ac, a))
+    A = prev.AU if same_features and prev.AU is not None else weighted_stack_sum(syn_h, prev.u, prev.H)  # V_t' U_{t-1}
     Wpriv = syn @ (prev.ab[:, None, None] * prev.H)
     Wpriv += A @ prev.Wpriv
     Wpub = weighted_stack_sum(syn_h, prev.ac, prev.H) + A @ prev.Wpub
     Y = system.sigma2 * syn.sum(axis=0) + A @ prev.Y @ A.T
-    omega = syn_h @ prev.mean.reshape(-1)                              # V_t' E[theta_{t-1}]
+    omega = syn_h @ prev.mean.reshape(-1)  # V_t' E[theta_{t-1}]
     p = real_part_of_mean(system, ab, ac)
     mean = np.einsum("kij,kj->ki", H, p + u[:, None] * omega)
-    AU = weighted_stack_sum(syn_h, u, H)                               # V_t' U_t
-    return GenerationState(t=prev.t + 1, ab=ab, ac=ac, u=u, H=H, Wpriv=Wpriv, Wpub=Wpub,
-                           Y=Y, mean=mean, rho=float(spectral_radius(AU)), AU=AU)
+    AU = weighted_stack_sum(syn_h, u, H)  # V_t' U_t
+    return GenerationState(
+        t=prev.t + 1,
+        ab=ab,
+        ac=ac,
+        u=u,
+        H=H,
+        Wpriv=Wpriv,
+        Wpub=Wpub,
+        Y=Y,
+        mean=mean,
+        rho=float(spectral_radius(AU)),
+        AU=AU,
+    )
 
 
-def iterate_states(system: FeatureSystem, alpha: np.ndarray, beta: np.ndarray,
-                   schedule: Optional[Sequence[np.ndarray]] = None) -> Iterator[GenerationState]:
+def iterate_states(
+    system: FeatureSystem, alpha: np.ndarray, beta: np.ndarray, schedule: Optional[Sequence[np.ndarray]] = None
+) -> Iterator[GenerationState]:
     """Generations 0..T for (T+1, K) weights; schedule: T synthetic Gram stacks (t = 1..T)."""
     state = initial_state(system, beta[0])
     yield state
@@ -179,25 +204,31 @@ def iterate_states(system: FeatureSystem, alpha: np.ndarray, beta: np.ndarray,
             syn = schedule[t - 1]
             syn_h = hstack_blocks(syn)
         # A_1 = 0 whatever the features (alpha_0 = 0), so state 0's AU serves it
-        state = next_state(system, state, syn, alpha[t], beta[t], syn_h,
-                           t == 1 or syn is prev_syn)
+        state = next_state(system, state, syn, alpha[t], beta[t], syn_h, t == 1 or syn is prev_syn)
         prev_syn = syn
         yield state
 
 
 # ============================================================================ covariance
-def real_data_variance(H: np.ndarray, St: np.ndarray, Ss: np.ndarray, ab: np.ndarray,
-                       ac: np.ndarray, s2: float, StH: Optional[np.ndarray] = None) -> np.ndarray:
+def real_data_variance(
+    H: np.ndarray,
+    St: np.ndarray,
+    Ss: np.ndarray,
+    ab: np.ndarray,
+    ac: np.ndarray,
+    s2: float,
+    StH: Optional[np.ndarray] = None,
+) -> np.ndarray:
     """(K,) s2 (ab_k^2 tr(H_k S~_k H_k) + ac_k^2 tr(H_k S* H_k)) for stacks H, St (K, d, d):
     the variance without synthetic data (generation 0, alpha = 0). StH: S~_k H_k if known."""
     K, d = H.shape[:2]
     var = np.zeros(K)
     if np.any(ab):
         StH = St @ H if StH is None else StH
-        var += ab ** 2 * np.einsum("kij,kji->k", StH, H)
+        var += ab**2 * np.einsum("kij,kji->k", StH, H)
     if np.any(ac):
-        HSs = (np.reshape(H, (K * d, d)) @ Ss).reshape(K, d, d)      # one product for all k
-        var += ac ** 2 * np.einsum("kij,kji->k", HSs, H)
+        HSs = (np.reshape(H, (K * d, d)) @ Ss).reshape(K, d, d)  # one product for all k
+        var += ac**2 * np.einsum("kij,kji->k", HSs, H)
     return s2 * var
 
 
@@ -205,15 +236,13 @@ def variance(system: FeatureSystem, s: GenerationState) -> np.ndarray:
     """(K,) tr Cov(theta_tk) from the trace formula of the module docstring: a few batched
     d x d products per entity, no covariance block."""
     if not np.any(s.u):
-        return real_data_variance(s.H, system.private_grams, system.public_gram, s.ab, s.ac,
-                                  system.sigma2)
+        return real_data_variance(s.H, system.private_grams, system.public_gram, s.ab, s.ac, system.sigma2)
     St, Ss, s2 = system.private_grams, system.public_gram, system.sigma2
     H2 = s.H @ s.H
     Zh = stack_sum(s.Wpriv @ St, tr(s.Wpriv)) + s.Wpub @ Ss @ s.Wpub.T
     Ztot = sym(s2 * Zh + s.Y)
     cross = s.ab * frob(s.Wpriv, H2 @ St) + s.ac * frob(s.Wpub @ Ss, H2)
-    return s2 * (s.ab ** 2 * frob(St, H2) + s.ac ** 2 * frob(Ss, H2) + 2 * s.u * cross) \
-        + s.u ** 2 * frob(Ztot, H2)
+    return s2 * (s.ab**2 * frob(St, H2) + s.ac**2 * frob(Ss, H2) + 2 * s.u * cross) + s.u**2 * frob(Ztot, H2)
 
 
 def _pieces(system: FeatureSystem, s: GenerationState):
@@ -222,8 +251,7 @@ def _pieces(system: FeatureSystem, s: GenerationState):
         St, Ss, s2 = system.private_grams, system.public_gram, system.sigma2
         Zh = stack_sum(s.Wpriv @ St, tr(s.Wpriv)) + s.Wpub @ Ss @ s.Wpub.T
         HS = s.H @ St
-        R = (s.ab[:, None, None] * HS) @ tr(s.Wpriv) + s.ac[:, None, None] * (
-            s.H @ (Ss @ s.Wpub.T))
+        R = (s.ab[:, None, None] * HS) @ tr(s.Wpriv) + s.ac[:, None, None] * (s.H @ (Ss @ s.Wpub.T))
         s._cache.update(Ztot=sym(s2 * Zh + s.Y), R=R, HS=HS)
     return s._cache["Ztot"], s._cache["R"]
 
@@ -235,8 +263,7 @@ def cov_diag(system: FeatureSystem, s: GenerationState) -> np.ndarray:
     e = (slice(None), None, None)
     HSs = H @ system.public_gram
     RU = s.u[e] * (R @ H)
-    cov = s2 * ((s.ab ** 2)[e] * (HS @ H) + (s.ac ** 2)[e] * (HSs @ H) + RU + tr(RU)) \
-        + (s.u ** 2)[e] * (H @ Ztot @ H)
+    cov = s2 * ((s.ab**2)[e] * (HS @ H) + (s.ac**2)[e] * (HSs @ H) + RU + tr(RU)) + (s.u**2)[e] * (H @ Ztot @ H)
     return sym(cov)
 
 
@@ -250,12 +277,14 @@ def cross_traces(system: FeatureSystem, s: GenerationState) -> np.ndarray:
     Ztot, R = _pieces(system, s)
     H, s2 = s.H, system.sigma2
     Hf = H.reshape(K, -1)
-    T_pub = (H @ system.public_gram).reshape(K, -1) @ Hf.T          # tr(H_k S* H_l)
-    T_R = R.reshape(K, -1) @ Hf.T                                   # tr(R_k H_l)
-    T_Z = (H @ Ztot).reshape(K, -1) @ Hf.T                          # tr(H_k Z H_l)
-    priv = np.einsum("kij,kji->k", s._cache["HS"], H)               # tr(H_k S~_k H_k)
-    out = s2 * (np.outer(s.ac, s.ac) * T_pub + T_R * s.u[None, :] + (T_R * s.u[None, :]).T
-                + np.diag(s.ab ** 2 * priv)) + np.outer(s.u, s.u) * T_Z
+    T_pub = (H @ system.public_gram).reshape(K, -1) @ Hf.T  # tr(H_k S* H_l)
+    T_R = R.reshape(K, -1) @ Hf.T  # tr(R_k H_l)
+    T_Z = (H @ Ztot).reshape(K, -1) @ Hf.T  # tr(H_k Z H_l)
+    priv = np.einsum("kij,kji->k", s._cache["HS"], H)  # tr(H_k S~_k H_k)
+    out = (
+        s2 * (np.outer(s.ac, s.ac) * T_pub + T_R * s.u[None, :] + (T_R * s.u[None, :]).T + np.diag(s.ab**2 * priv))
+        + np.outer(s.u, s.u) * T_Z
+    )
     return 0.5 * (out + out.T)
 
 
@@ -264,9 +293,11 @@ def cov_blocks(system: FeatureSystem, s: GenerationState) -> np.ndarray:
     Ztot, R = _pieces(system, s)
     H, s2 = s.H, system.sigma2
     HSs = H @ system.public_gram
-    out = s2 * (np.einsum("k,l,kij,ljm->klim", s.ac, s.ac, HSs, H)
-                + np.einsum("l,kij,ljm->klim", s.u, R, H)
-                + np.einsum("k,kij,lmj->klim", s.u, H, R))
+    out = s2 * (
+        np.einsum("k,l,kij,ljm->klim", s.ac, s.ac, HSs, H)
+        + np.einsum("l,kij,ljm->klim", s.u, R, H)
+        + np.einsum("k,kij,lmj->klim", s.u, H, R)
+    )
     out += np.einsum("k,l,kij,ljm->klim", s.u, s.u, H @ Ztot, H)
     out[np.arange(system.K), np.arange(system.K)] = cov_diag(system, s)
     return out
@@ -276,6 +307,6 @@ def mspe(system: FeatureSystem, s: GenerationState) -> np.ndarray:
     """(K, K) E||X~_m (theta_tk - theta)||^2 [k = estimator, m = features]: <S~_m, E e_k e_k'>,
     from the full (K, d, d) covariance: O(K d^3 + K^2 d^2)."""
     e = s.mean - system.theta
-    second = cov_diag(system, s) + e[:, :, None] * e[:, None, :]     # E[e_k e_k']
+    second = cov_diag(system, s) + e[:, :, None] * e[:, None, :]  # E[e_k e_k']
     K = system.K
     return second.reshape(K, -1) @ system.private_grams.reshape(K, -1).T

@@ -23,6 +23,7 @@ for beta = 0.5, flattens the beta = 0.1 curve to the others' level, and with sma
 score efficiency > 1 (correction 7), unlike the paper's figure.
 Everything is seeded: the same arguments give the same arrays.
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -38,10 +39,17 @@ def _basis(rng: np.random.Generator, d: int, r: int) -> np.ndarray:
     return q
 
 
-def low_rank_system(K: int, d: int, rank: int, n_private: Optional[int] = None,
-                    n_public: Optional[int] = None, seed: int = 0,
-                    public_rank: Optional[int] = None, sigma2: float = 1.0,
-                    theta: Optional[np.ndarray] = None) -> FeatureSystem:
+def low_rank_system(
+    K: int,
+    d: int,
+    rank: int,
+    n_private: Optional[int] = None,
+    n_public: Optional[int] = None,
+    seed: int = 0,
+    public_rank: Optional[int] = None,
+    sigma2: float = 1.0,
+    theta: Optional[np.ndarray] = None,
+) -> FeatureSystem:
     """K entities with rank-`rank` private features in random subspaces of R^d (see module).
 
     Parameters

@@ -25,6 +25,7 @@ statistics are folded block by block in block order. Hence the numbers depend on
 the replicates of a run with ``replicates=R``. The noise stream does not depend on the
 weights either, so runs that differ only in alpha or beta use common random numbers.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -121,9 +122,13 @@ class _Data:
 
     @classmethod
     def of(cls, system: FeatureSystem) -> _Data:
-        return cls(private=tuple(system.private), public=system.public,
-                   synthetic=tuple(system.synthetic or system.private),
-                   theta=np.asarray(system.theta), sigma=float(np.sqrt(system.sigma2)))
+        return cls(
+            private=tuple(system.private),
+            public=system.public,
+            synthetic=tuple(system.synthetic or system.private),
+            theta=np.asarray(system.theta),
+            sigma=float(np.sqrt(system.sigma2)),
+        )
 
 
 def _schedule(schedule, data: _Data, generations: int) -> list[tuple[np.ndarray, ...]]:
@@ -205,9 +210,7 @@ def _plan(data: _Data, alpha: np.ndarray, beta: np.ndarray, schedule) -> list[li
             w = _fit_weights(t, float(alpha[t, k]), float(beta[t, k]), data.K)
             key = (k, w, tuple(id(x) for x in synthetic))
             if key not in cache:
-                maps = _weighted_maps(
-                    [(w[0], data.private[k]), (w[1], data.public), (w[2], pooled)]
-                )
+                maps = _weighted_maps([(w[0], data.private[k]), (w[1], data.public), (w[2], pooled)])
                 cache[key] = _Fit(*maps)
             row.append(cache[key])
         plan.append(row)
@@ -246,9 +249,7 @@ def _initial_responses(data: _Data, streams) -> tuple[list[np.ndarray], np.ndarr
     return parts[:-1], parts[-1]
 
 
-def _synthetic_responses(
-    data: _Data, features: tuple[np.ndarray, ...], theta_prev: np.ndarray, streams
-) -> np.ndarray:
+def _synthetic_responses(data: _Data, features: tuple[np.ndarray, ...], theta_prev: np.ndarray, streams) -> np.ndarray:
     """Pooled synthetic responses [y_t1; ...; y_tK] (sum_j m_tj, cols)."""
     noise = _noise(streams, sum(x.shape[0] for x in features))
     mean = np.vstack([x @ theta_prev[j] for j, x in enumerate(features)])
@@ -421,8 +422,9 @@ def _run_chunk(data: _Data, plan, schedule, streams):
     yield theta
     for t in range(1, len(plan)):
         pooled = _synthetic_responses(data, schedule[t - 1], theta, streams)
-        theta = np.stack([real(k, fit) + _apply([(fit.synthetic, pooled)], data.d, cols)
-                          for k, fit in enumerate(plan[t])])
+        theta = np.stack(
+            [real(k, fit) + _apply([(fit.synthetic, pooled)], data.d, cols) for k, fit in enumerate(plan[t])]
+        )
         yield theta
 
 

@@ -5,6 +5,7 @@ Every fit of every replicate calls ``np.linalg.lstsq`` (with the estimator's cut
 ``rcond=PINV_RCOND``) on the weighted stacked data, with nothing cached. It draws the same
 noise as `simulate` (same blocks and streams), so the two agree to rounding error.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -37,12 +38,15 @@ def simulate_loop(
     out = np.empty((R, T + 1, data.K, data.d))
     for b, stream in enumerate(streams):
         private, public = _initial_responses(data, [stream])
-        noise = [None] + [
-            _noise([stream], sum(x.shape[0] for x in schedule[t - 1])) for t in range(1, T + 1)
-        ]
+        noise = [None] + [_noise([stream], sum(x.shape[0] for x in schedule[t - 1])) for t in range(1, T + 1)]
         for i in range(min(BLOCK, R - b * BLOCK)):
             out[b * BLOCK + i] = _loop_replicate(
-                data, alpha_w, beta_w, schedule, [y[:, i] for y in private], public[:, i],
+                data,
+                alpha_w,
+                beta_w,
+                schedule,
+                [y[:, i] for y in private],
+                public[:, i],
                 [z if z is None else z[:, i] for z in noise],
             )
     return out
@@ -61,8 +65,7 @@ def _loop_replicate(data: _Data, alpha, beta, schedule, private, public, noise) 
             pooled_x, pooled_y = np.zeros((0, data.d)), np.zeros(0)
         for k in range(data.K):
             w = _fit_weights(t, float(alpha[t, k]), float(beta[t, k]), data.K)
-            parts = [(w[0], data.private[k], private[k]), (w[1], data.public, public),
-                     (w[2], pooled_x, pooled_y)]
+            parts = [(w[0], data.private[k], private[k]), (w[1], data.public, public), (w[2], pooled_x, pooled_y)]
             parts = [(np.sqrt(wi), x, y) for wi, x, y in parts if wi > 0 and x.shape[0] > 0]
             if not parts:  # nothing to fit: the minimum-norm solution is 0
                 out[t, k] = 0.0

@@ -8,6 +8,7 @@ products with the Grams, and, over the entities, a few d x d sums. `factorise` c
 block by block of entities (`system.blocks`), so that the per-block temporaries stay small
 and only H, H2 = H H and E = H2 S~ H S (and E0 for generation 0) are kept whole.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
@@ -58,16 +59,14 @@ class Stationary:
 
     def rows(self, mask: np.ndarray) -> Stationary:
         """The rows where mask is True (without generation 0)."""
-        return Stationary(**{f.name: getattr(self, f.name)[mask] for f in fields(self)
-                             if f.name != "g0"})
+        return Stationary(**{f.name: getattr(self, f.name)[mask] for f in fields(self) if f.name != "g0"})
 
     def SH(self, system: FeatureSystem, row: int = 0) -> np.ndarray:
         """(K, d, d) S_k H_k of one row (recomputed: only the rare paths need it)."""
         return system.synthetic_grams @ self.H[row]
 
 
-def factorise(system: FeatureSystem, a: np.ndarray, b: np.ndarray,
-              beta0: Optional[np.ndarray] = None) -> Stationary:
+def factorise(system: FeatureSystem, a: np.ndarray, b: np.ndarray, beta0: Optional[np.ndarray] = None) -> Stationary:
     """The factorisation of (B, K) stationary weight rows a (alpha), b (beta); beta0 (K,)
     adds generation 0 (B must be 1). One pass over blocks of entities."""
     St, Ss, Syn = system.private_grams, system.public_gram, system.synthetic_grams
@@ -86,10 +85,10 @@ def factorise(system: FeatureSystem, a: np.ndarray, b: np.ndarray,
         p[r, k] = np.einsum("bkij,bkj->bki", Hb, c[r, k])
         H2b = np.matmul(Hb, Hb, out=H2[r, k])
         if g0 is None:
-            SH = Syn[k] @ Hb                                 # S_k H_k
-            F = St[k] @ tr(SH)                               # S~_k H_k S_k
+            SH = Syn[k] @ Hb  # S_k H_k
+            F = St[k] @ tr(SH)  # S~_k H_k S_k
             np.matmul(H2b, F, out=E[r, k])
-        else:         # B = 1: generation 0 rides along, each product twice as wide
+        else:  # B = 1: generation 0 rides along, each product twice as wide
             H0 = g0.inverse(k)
             SH, SH0 = _halves(Syn[k] @ np.concatenate([Hb[0], H0], axis=-1))
             F, F0 = _halves(St[k] @ np.concatenate([tr(SH), tr(SH0)], axis=-1))
@@ -101,9 +100,24 @@ def factorise(system: FeatureSystem, a: np.ndarray, b: np.ndarray,
         C0[r] += stack_sum((ab[r, k] ** 2)[e] * SH, F)
     lam, V = np.linalg.eig(A)
     rho = np.max(np.abs(lam), axis=-1)
-    return Stationary(a=a, ab=ab, ac=ac, u=u, H=H, H2=H2, E=E, p=p, A=A, N=N, C0=C0, lam=lam,
-                      V=V, rho=rho, converges=rho < 1.0 - RHO_TOL,
-                      g0=None if g0 is None else g0.out)
+    return Stationary(
+        a=a,
+        ab=ab,
+        ac=ac,
+        u=u,
+        H=H,
+        H2=H2,
+        E=E,
+        p=p,
+        A=A,
+        N=N,
+        C0=C0,
+        lam=lam,
+        V=V,
+        rho=rho,
+        converges=rho < 1.0 - RHO_TOL,
+        g0=None if g0 is None else g0.out,
+    )
 
 
 def _halves(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -123,8 +137,9 @@ def generation0(system: FeatureSystem, beta0: np.ndarray) -> dict:
     g0 = _Generation0(system, beta0, None)
     for _, k in blocks(1, system.K, system.d):
         H0 = g0.inverse(k)
-        g0.out["var0"][k] = real_data_variance(H0, system.private_grams[k], system.public_gram,
-                                               g0.ab0[k], g0.ac0[k], system.sigma2)
+        g0.out["var0"][k] = real_data_variance(
+            H0, system.private_grams[k], system.public_gram, g0.ab0[k], g0.ac0[k], system.sigma2
+        )
     return g0.out
 
 
@@ -137,32 +152,32 @@ class _Generation0:
         self.zero = np.zeros(K)
         self.ab0, self.ac0, _ = mixture_coefficients(self.zero, beta0)
         self.c0 = real_part_of_mean(system, self.ab0, self.ac0)
-        self.same = system.synthetic_grams is system.private_grams   # S_k = S~_k
+        self.same = system.synthetic_grams is system.private_grams  # S_k = S~_k
         self.out = dict(ab0=self.ab0, mean0=np.empty((K, d)), var0=np.empty(K))
         if ab is not None:
-            self.out.update(E0=np.empty((K, d, d)), Zp=np.zeros((d, d)), X=np.zeros((d, d)),
-                            Wpub=np.zeros((d, d)))
+            self.out.update(E0=np.empty((K, d, d)), Zp=np.zeros((d, d)), X=np.zeros((d, d)), Wpub=np.zeros((d, d)))
 
     def inverse(self, k: slice) -> np.ndarray:
         """G_0k^+ of entities k (and their mean0)."""
         s, d = self.system, self.system.d
-        H0 = psd_pinv(mixture_grams(s.private_grams[k], s.public_gram, np.zeros((d, d)),
-                                    self.ab0[k], self.ac0[k], self.zero[k]))
+        H0 = psd_pinv(
+            mixture_grams(s.private_grams[k], s.public_gram, np.zeros((d, d)), self.ab0[k], self.ac0[k], self.zero[k])
+        )
         self.out["mean0"][k] = np.einsum("kij,kj->ki", H0, self.c0[k])
         return H0
 
-    def add(self, k: slice, H0: np.ndarray, SH0: np.ndarray, F0: np.ndarray, E0: np.ndarray,
-            SH: np.ndarray) -> None:
+    def add(self, k: slice, H0: np.ndarray, SH0: np.ndarray, F0: np.ndarray, E0: np.ndarray, SH: np.ndarray) -> None:
         """var0 and what generation 1 inherits, for entities k: S_k H0_k, S~_k H0_k S_k,
         H2_k S~_k H0_k S_k and S_k H_k given."""
         s, out, d = self.system, self.out, self.system.d
-        assert self.ab is not None                           # made by factorise
+        assert self.ab is not None  # made by factorise
         ab0, ac0, e = self.ab0[k], self.ac0[k], (slice(None), None, None)
-        out["var0"][k] = real_data_variance(H0, s.private_grams[k], s.public_gram, ab0, ac0,
-                                            s.sigma2, SH0 if self.same else None)
+        out["var0"][k] = real_data_variance(
+            H0, s.private_grams[k], s.public_gram, ab0, ac0, s.sigma2, SH0 if self.same else None
+        )
         out["E0"][k] = E0
-        left = np.concatenate([(ab0 ** 2)[e] * SH0, (ab0 * self.ab[k])[e] * SH], axis=1)
-        ZX = stack_sum(left, np.ascontiguousarray(F0))       # [Zp; X'] of these entities
+        left = np.concatenate([(ab0**2)[e] * SH0, (ab0 * self.ab[k])[e] * SH], axis=1)
+        ZX = stack_sum(left, np.ascontiguousarray(F0))  # [Zp; X'] of these entities
         out["Zp"] += ZX[:d]
         out["X"] += ZX[d:].T
         out["Wpub"] += _entity_sum(ac0[None], SH0[None])[0]

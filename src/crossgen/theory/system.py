@@ -18,6 +18,7 @@ the linear backend (`design_pinv`, numpy's `pinv`/`lstsq` with `rcond=PINV_RCOND
 values <= `PINV_RCOND` x the largest count as zero). Since the eigenvalues of D'D are the
 squared singular values of D, PINV_RCOND = sqrt(PINV_RTOL) drops exactly the same directions.
 """
+
 from __future__ import annotations
 
 import io
@@ -56,8 +57,7 @@ def _feature_matrix(field_name: str, value: Any, d: Optional[int], d_source: str
     if arr.shape[1] < 1:
         raise InputError(field_name, f"shape {arr.shape}", "at least one column (d >= 1)")
     if d is not None and arr.shape[1] != d:
-        raise InputError(field_name, f"{arr.shape[1]} columns",
-                         f"{d} columns, the d of {d_source}")
+        raise InputError(field_name, f"{arr.shape[1]} columns", f"{d} columns, the d of {d_source}")
     if not np.all(np.isfinite(arr)):
         raise InputError(field_name, "non-finite values (NaN or inf)", "finite numbers")
     arr.setflags(write=False)
@@ -123,7 +123,7 @@ class FeatureSystem:
         S*.
     """
 
-    private: Any                     # after __post_init__: a tuple of read-only arrays
+    private: Any  # after __post_init__: a tuple of read-only arrays
     public: Any
     synthetic: Any = None
     sigma2: float = 1.0
@@ -132,8 +132,9 @@ class FeatureSystem:
 
     def __post_init__(self) -> None:
         if isinstance(self.private, np.ndarray) and self.private.ndim == 2:
-            raise InputError("private", f"one array of shape {self.private.shape}",
-                             "a sequence of K 2-D arrays, one per entity")
+            raise InputError(
+                "private", f"one array of shape {self.private.shape}", "a sequence of K 2-D arrays, one per entity"
+            )
         try:
             private = list(self.private)
         except TypeError:
@@ -143,8 +144,8 @@ class FeatureSystem:
         first = _feature_matrix("private_0", private[0], None, "")
         K, d = len(private), first.shape[1]
         priv = (first,) + tuple(
-            _feature_matrix(f"private_{k}", x, d, "private_0") for k, x in enumerate(private)
-            if k > 0)
+            _feature_matrix(f"private_{k}", x, d, "private_0") for k, x in enumerate(private) if k > 0
+        )
         pub = _feature_matrix("public", self.public, d, "private_0")
         given = self.synthetic is not None
         syn = _feature_list("synthetic", self.synthetic, K, d) if given else priv
@@ -166,8 +167,14 @@ class FeatureSystem:
             if not np.all(np.isfinite(theta)):
                 raise InputError("theta", "non-finite values (NaN or inf)", "finite numbers")
         theta.setflags(write=False)
-        for name, value in (("private", priv), ("public", pub), ("synthetic", syn),
-                            ("sigma2", sigma2), ("theta", theta), ("_synthetic_given", given)):
+        for name, value in (
+            ("private", priv),
+            ("public", pub),
+            ("synthetic", syn),
+            ("sigma2", sigma2),
+            ("theta", theta),
+            ("_synthetic_given", given),
+        ):
             object.__setattr__(self, name, value)
 
     # ------------------------------------------------------------------ shape
@@ -229,13 +236,13 @@ class FeatureSystem:
 
         priv_idx = indices("private")
         if not priv_idx:
-            raise InputError("private_0", "missing", "an array named 'private_0' in the .npz file "
-                                                     "(private_0 .. private_{K-1})")
+            raise InputError(
+                "private_0", "missing", "an array named 'private_0' in the .npz file (private_0 .. private_{K-1})"
+            )
         K = max(priv_idx) + 1
         for k in range(K):
             if f"private_{k}" not in arrays:
-                raise InputError(f"private_{k}", "missing",
-                                 f"arrays private_0 .. private_{K - 1} without gaps")
+                raise InputError(f"private_{k}", "missing", f"arrays private_0 .. private_{K - 1} without gaps")
         if "public" not in arrays:
             raise InputError("public", "missing", "an array named 'public' in the .npz file")
         syn_idx = indices("synthetic")
@@ -243,11 +250,11 @@ class FeatureSystem:
         if syn_idx:
             for k in range(K):
                 if f"synthetic_{k}" not in arrays:
-                    raise InputError(f"synthetic_{k}", "missing",
-                                     f"all of synthetic_0 .. synthetic_{K - 1}, or none")
+                    raise InputError(f"synthetic_{k}", "missing", f"all of synthetic_0 .. synthetic_{K - 1}, or none")
             if max(syn_idx) >= K:
-                raise InputError(f"synthetic_{max(syn_idx)}", "present",
-                                 f"synthetic_0 .. synthetic_{K - 1}, one per private array")
+                raise InputError(
+                    f"synthetic_{max(syn_idx)}", "present", f"synthetic_0 .. synthetic_{K - 1}, one per private array"
+                )
             synthetic = [arrays[f"synthetic_{k}"] for k in range(K)]
         sigma2 = 1.0
         if "sigma2" in arrays:
@@ -255,8 +262,13 @@ class FeatureSystem:
             if s.size != 1:
                 raise InputError("sigma2", f"array of shape {s.shape}", "a finite number > 0")
             sigma2 = s.reshape(()).item()
-        return cls(private=[arrays[f"private_{k}"] for k in range(K)], public=arrays["public"],
-                   synthetic=synthetic, sigma2=sigma2, theta=arrays.get("theta"))
+        return cls(
+            private=[arrays[f"private_{k}"] for k in range(K)],
+            public=arrays["public"],
+            synthetic=synthetic,
+            sigma2=sigma2,
+            theta=arrays.get("theta"),
+        )
 
     def to_npz(self, path: str | os.PathLike) -> None:
         """Write the feature file (atomically: a temporary file renamed into place)."""
@@ -272,8 +284,14 @@ class FeatureSystem:
 
 
 # ----------------------------------------------------------------------------- weights
-def mixture_grams(private_grams: np.ndarray, public_gram: np.ndarray, synthetic_mean: np.ndarray,
-                  ab: np.ndarray, ac: np.ndarray, a: np.ndarray) -> np.ndarray:
+def mixture_grams(
+    private_grams: np.ndarray,
+    public_gram: np.ndarray,
+    synthetic_mean: np.ndarray,
+    ab: np.ndarray,
+    ac: np.ndarray,
+    a: np.ndarray,
+) -> np.ndarray:
     """G_k = abar b S~_k + abar bbar S* + alpha Sbar, batched over the weights' leading axes.
 
     ab, ac, a have shape (..., K); the result has shape (..., K, d, d). Paper section 5
@@ -290,7 +308,7 @@ def mixture_grams(private_grams: np.ndarray, public_gram: np.ndarray, synthetic_
     return G
 
 
-BLOCK_ELEMENTS = 2 ** 17
+BLOCK_ELEMENTS = 2**17
 """Size (in float64 numbers, 1 MiB) of the blocks of d x d matrices that the structured
 engine processes at a time: a block's temporaries stay in cache (batched products of 100 x 100
 matrices ran ~1.2x faster per matrix in blocks of 13 than of 52, on 1 MiB of L2 per core) and
@@ -332,12 +350,12 @@ def psd_pinv(G: np.ndarray) -> np.ndarray:
     flat = G.reshape((-1,) + G.shape[-2:])
     try:
         out = np.linalg.inv(flat)
-    except np.linalg.LinAlgError:             # an exactly singular matrix: the rest one by one
+    except np.linalg.LinAlgError:  # an exactly singular matrix: the rest one by one
         out = _inv_each(flat)
     with np.errstate(all="ignore"):
         cond = np.sqrt(np.einsum("kij,kij->k", flat, flat) * np.einsum("kij,kij->k", out, out))
     slow = ~(np.isfinite(cond) & (cond < 1.0 / PINV_RTOL))
-    out += np.swapaxes(out, -1, -2)           # numpy buffers the overlapping operand
+    out += np.swapaxes(out, -1, -2)  # numpy buffers the overlapping operand
     out *= 0.5
     if slow.any():
         w, V = np.linalg.eigh(flat[slow])
@@ -416,6 +434,7 @@ def schedule_steps(schedule: Any, T: int, K: int) -> list:
     except TypeError:
         raise InputError("synthetic_schedule", schedule, f"a list of {T} lists of {K} feature arrays") from None
     if len(steps) != T:
-        raise InputError("synthetic_schedule", f"{len(steps)} generations",
-                         f"{T} generations (t = 1..{T}), each {K} feature arrays")
+        raise InputError(
+            "synthetic_schedule", f"{len(steps)} generations", f"{T} generations (t = 1..{T}), each {K} feature arrays"
+        )
     return steps

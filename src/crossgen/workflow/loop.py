@@ -8,22 +8,24 @@ task's test split and completes the first prompts of every dataset for the embed
 metrics. Every random choice is seeded from (run seed, generation, entity, purpose), and
 every step's output is a file, so a resumed run reproduces an uninterrupted one.
 """
+
 from __future__ import annotations
 
 import os
 import signal
 import time
-from typing import Callable, Optional
+from collections.abc import Callable
+from typing import Optional
 
 import numpy as np
 import pandas as pd
 
 from crossgen.config import RunConfig
 from crossgen.data import Example, ExperimentData, derive_seed, synthetic_source
+from crossgen.io import read_jsonl, write_jsonl, write_table
 from crossgen.mixture import choose_prompts, get_paradigm, mixture
 from crossgen.workflow.progress import NullProgress, Progress
 from crossgen.workflow.store import RunStore
-from crossgen.io import read_jsonl, write_jsonl, write_table
 
 # What a seed is for; part of the seed derivation, so never renumber.
 TRAIN, MIX, POOL, COMPLETE, INIT = range(5)
@@ -41,9 +43,15 @@ def kill_point(name: str) -> None:
 class Workflow:
     """Runs (or resumes) one experiment into a run directory."""
 
-    def __init__(self, cfg: RunConfig, data: ExperimentData, backend, store: RunStore,
-                 progress: Optional[Progress] = None,
-                 evaluate_hook: Optional[Callable[[RunStore, int], None]] = None):
+    def __init__(
+        self,
+        cfg: RunConfig,
+        data: ExperimentData,
+        backend,
+        store: RunStore,
+        progress: Optional[Progress] = None,
+        evaluate_hook: Optional[Callable[[RunStore, int], object]] = None,  # return value ignored
+    ):
         self.cfg = cfg
         self.data = data
         self.backend = backend
@@ -56,7 +64,9 @@ class Workflow:
     # -- the whole run ---------------------------------------------------------------
     def run(self, initial_model=None) -> RunStore:
         if not self.store.initial_dir.exists():
-            model = initial_model or self.backend.initial_model(self.real_texts(self.data), derive_seed(self.cfg.seed, INIT))
+            model = initial_model or self.backend.initial_model(
+                self.real_texts(self.data), derive_seed(self.cfg.seed, INIT)
+            )
             model.save(self.store.initial_dir)
         kill_point("initial")
         self.store.refresh_tables()  # repairs tables of a run killed between a mark and a refresh
@@ -101,8 +111,10 @@ class Workflow:
         prompts = choose_prompts(self.data.private[j].train, self.cfg.generation.num_prompts, rng)
         completions = model.generate(prompts, self.cfg.generation, seed=derive_seed(self.cfg.seed, t, j, POOL, 1))
         source = synthetic_source(name, t - 1)
-        write_jsonl(self.store.pool_path(t, name),
-                    ({"prompt": p, "answer": c, "source": source} for p, c in zip(prompts, completions)))
+        write_jsonl(
+            self.store.pool_path(t, name),
+            ({"prompt": p, "answer": c, "source": source} for p, c in zip(prompts, completions)),
+        )
 
     def _pool_needed(self, t: int) -> bool:
         """Whether any entity trains on D_t (now, or later when pools accumulate)."""
@@ -113,8 +125,12 @@ class Workflow:
         """Each entity's pool as seen at generation t (all earlier pools for 'accumulate')."""
         first = 1 if self.paradigm.pool_history else t
         return [
-            [Example(r["prompt"], r["answer"], r["source"]) for s in range(first, t + 1)
-             if (path := self.store.pool_path(s, name)).exists() for r in read_jsonl(path)]
+            [
+                Example(r["prompt"], r["answer"], r["source"])
+                for s in range(first, t + 1)
+                if (path := self.store.pool_path(s, name)).exists()
+                for r in read_jsonl(path)
+            ]
             for name in self.names
         ]
 
@@ -125,12 +141,21 @@ class Workflow:
         components = mixture(alpha, beta, self.data.private[k].train, self.data.public.train, pools, self.names)
         rng = np.random.default_rng(derive_seed(self.cfg.seed, t, k, MIX))
         examples, weights = self.paradigm.training_set(components, self.cfg.mixing.n, rng)
-        start = self.store.initial_dir if t == 0 or self.cfg.model.restart_each_generation else self.store.model_dir(t - 1, name)
+        start = (
+            self.store.initial_dir
+            if t == 0 or self.cfg.model.restart_each_generation
+            else self.store.model_dir(t - 1, name)
+        )
         model = self.backend.load(start)
         tcfg = self.cfg.training_for(t)
         self.progress.train_start(t, name, tcfg.max_steps)
-        model.train(examples, tcfg, seed=derive_seed(self.cfg.seed, t, k, TRAIN), weights=weights,
-                    progress=self.progress.train_step)
+        model.train(
+            examples,
+            tcfg,
+            seed=derive_seed(self.cfg.seed, t, k, TRAIN),
+            weights=weights,
+            progress=self.progress.train_step,
+        )
         model.save(self.store.model_dir(t, name))
 
     def _evaluate(self, t: int) -> None:
@@ -147,8 +172,9 @@ class Workflow:
             if need_losses:
                 for task in self.data.tasks:
                     test = task.test[: ev.test_size] if ev.test_size else task.test
-                    rows.append({"generation": t, "model": name, "task": task.name,
-                                 "loss": model.score(test, ev.batch_size)})
+                    rows.append(
+                        {"generation": t, "model": name, "task": task.name, "loss": model.score(test, ev.batch_size)}
+                    )
             if need_completions:
                 self._completions(t, k, model)
         if need_losses:
@@ -163,10 +189,16 @@ class Workflow:
         for i, task in enumerate(self.data.tasks):
             examples = task.test[: ev.embedding_prompts]
             prompts = [e.prompt for e in examples]
-            outputs = model.generate(prompts, self.cfg.generation, seed=derive_seed(self.cfg.seed, t, k, COMPLETE, i),
-                                     max_new_tokens=ev.embedding_max_new_tokens)
-            rows += [{"dataset": task.name, "index": n, "prompt": e.prompt, "reference": e.answer, "completion": c}
-                     for n, (e, c) in enumerate(zip(examples, outputs))]
+            outputs = model.generate(
+                prompts,
+                self.cfg.generation,
+                seed=derive_seed(self.cfg.seed, t, k, COMPLETE, i),
+                max_new_tokens=ev.embedding_max_new_tokens,
+            )
+            rows += [
+                {"dataset": task.name, "index": n, "prompt": e.prompt, "reference": e.answer, "completion": c}
+                for n, (e, c) in enumerate(zip(examples, outputs))
+            ]
         write_jsonl(self.store.completions_path(t, self.names[k]), rows)
 
     @staticmethod

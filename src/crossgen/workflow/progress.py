@@ -1,10 +1,12 @@
 """Progress of a run: generations, the entity being trained, and its optimizer steps."""
+
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.progress import Progress as RichBar
 
 
@@ -30,12 +32,21 @@ class RichProgress(Progress):
         self.label = label
         self.note = note  # printed once the run has started (after its input was validated)
         self.bar = RichBar(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), TimeRemainingColumn(), console=console or Console(stderr=True),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console or Console(stderr=True),
             transient=False,
         )
-        self.gens: Optional[int] = None
-        self.step_task: Optional[int] = None
+        self.gens: Optional[TaskID] = None
+        self.step_task: Optional[TaskID] = None
+
+    @staticmethod
+    def _task(task: Optional[TaskID]) -> TaskID:
+        assert task is not None, "start_run() adds the progress tasks"
+        return task
 
     def start_run(self, generations: int, entities: Sequence[str]) -> None:
         if self.note:
@@ -45,17 +56,17 @@ class RichProgress(Progress):
         self.step_task = self.bar.add_task("starting", total=1)
 
     def generation_done(self, t: int, skipped: bool = False) -> None:
-        self.bar.advance(self.gens)
+        self.bar.advance(self._task(self.gens))
 
     def phase(self, text: str) -> None:
-        self.bar.update(self.step_task, description=text, completed=0, total=1)
+        self.bar.update(self._task(self.step_task), description=text, completed=0, total=1)
 
     def train_start(self, t: int, entity: str, steps: int) -> None:
-        self.bar.update(self.step_task, description=f"gen {t}: training {entity}", completed=0, total=steps)
+        self.bar.update(self._task(self.step_task), description=f"gen {t}: training {entity}", completed=0, total=steps)
 
     def train_step(self, step: int, total: int) -> None:
-        self.bar.update(self.step_task, completed=step, total=total)
+        self.bar.update(self._task(self.step_task), completed=step, total=total)
 
     def finish(self) -> None:
-        self.bar.update(self.step_task, description="done", completed=1, total=1)
+        self.bar.update(self._task(self.step_task), description="done", completed=1, total=1)
         self.bar.stop()

@@ -1,4 +1,5 @@
 """Start or resume one run: validate everything first, then touch the disk."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -35,9 +36,14 @@ def build(cfg: RunConfig) -> tuple[ExperimentData, Backend]:
     return get_backend(cfg.model.backend).from_config(cfg)
 
 
-def run_workflow(cfg: RunConfig, out: Path, resume: bool = False, progress: Optional[Progress] = None,
-                 generation0_from: Optional[Path] = None,
-                 evaluate_hook: Optional[Callable[[RunStore, int], None]] = None) -> RunStore:
+def run_workflow(
+    cfg: RunConfig,
+    out: Path,
+    resume: bool = False,
+    progress: Optional[Progress] = None,
+    generation0_from: Optional[Path] = None,
+    evaluate_hook: Optional[Callable[[RunStore, int], object]] = None,  # return value ignored
+) -> RunStore:
     """Run `cfg` into `out`, or with `resume` continue the run there (start it if absent).
 
     The workflow alone: `crossgen.experiment.run_experiment` adds the embedding metrics.

@@ -15,14 +15,17 @@ Every file is written to a temporary name and renamed into place, so a file eith
 whole or not at all. A generation is marked complete in the manifest only after all of its
 files exist; resuming redoes whatever of an incomplete generation is missing.
 """
+
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import shutil
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Optional
 
 import pandas as pd
 import yaml
@@ -47,7 +50,7 @@ class RunStore:
 
     # -- creation / resumption -------------------------------------------------------
     @classmethod
-    def create(cls, root: Path, cfg: RunConfig) -> "RunStore":
+    def create(cls, root: Path, cfg: RunConfig) -> RunStore:
         """Make the directory with config and manifest in one rename (never half made)."""
         root = Path(root)
         if root.exists() and any(root.iterdir()):
@@ -59,11 +62,13 @@ class RunStore:
         return cls(root)
 
     @classmethod
-    def resume(cls, root: Path, cfg: Optional[RunConfig] = None) -> "RunStore":
+    def resume(cls, root: Path, cfg: Optional[RunConfig] = None) -> RunStore:
         """Open an existing run; `cfg`, when given, must equal the run's saved config."""
         root = Path(root)
         if not (root / MANIFEST).is_file() or not (root / CONFIG).is_file():
-            raise InputError("--out", str(root), "a crossgen run directory (with manifest.json and config.yaml) to resume")
+            raise InputError(
+                "--out", str(root), "a crossgen run directory (with manifest.json and config.yaml) to resume"
+            )
         store = cls(root)
         if cfg is not None and config_yaml(cfg) != config_yaml(store.config()):
             raise InputError("config", "differs from the run's config.yaml", "the config the run was started with")
@@ -85,7 +90,11 @@ class RunStore:
 
     def mark_complete(self, generation: int, seconds: float) -> None:
         manifest = self.manifest()
-        manifest["generations"][str(generation)] = {"status": "complete", "seconds": round(seconds, 3), "finished": _now()}
+        manifest["generations"][str(generation)] = {
+            "status": "complete",
+            "seconds": round(seconds, 3),
+            "finished": _now(),
+        }
         done = [int(g) for g, v in manifest["generations"].items() if v["status"] == "complete"]
         manifest["status"] = "complete" if len(done) == manifest["total_generations"] else "running"
         write_json(self.root / MANIFEST, manifest)
@@ -120,7 +129,9 @@ class RunStore:
     # -- tidy tables -------------------------------------------------------------------
     def collect(self, name: str) -> pd.DataFrame:
         """Concatenate gen_*/<name>.csv over complete generations, in generation order."""
-        frames = [pd.read_csv(p) for g in self.completed_generations() if (p := self.gen_dir(g) / f"{name}.csv").is_file()]
+        frames = [
+            pd.read_csv(p) for g in self.completed_generations() if (p := self.gen_dir(g) / f"{name}.csv").is_file()
+        ]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
     def refresh_tables(self, names: Iterable[str] = ("losses", "similarity", "homogenization", "semantic")) -> None:
@@ -148,10 +159,8 @@ def _versions() -> dict:
 
     versions = {"python": platform.python_version()}
     for pkg in ("crossgen", "numpy", "torch", "transformers", "datasets", "sentence-transformers"):
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             versions[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            pass
     return versions
 
 

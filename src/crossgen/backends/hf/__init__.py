@@ -5,6 +5,7 @@
 (the from-scratch byte-level BPE), `logging` (quiet transformers). `HFModel` is imported
 on first access.
 """
+
 from __future__ import annotations
 
 from typing import Any

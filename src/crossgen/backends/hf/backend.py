@@ -10,6 +10,7 @@ offline cache), with weights in float32 unless ModelConfig.dtype says otherwise 
 none. From-scratch ones are GPT-2 (`ArchitectureConfig`) with a byte-level BPE tokenizer
 trained on the run's real text (tokenizer.py), initialised from `seed`.
 """
+
 from __future__ import annotations
 
 import re
@@ -40,8 +41,7 @@ def _torch_dtype(name: str) -> Any:
     dtype), because pure-bf16 AdamW at lr 8e-6 loses most updates to rounding."""
     import torch
 
-    return {"auto": torch.float32, "float32": torch.float32,
-            "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+    return {"auto": torch.float32, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
 
 
 @register_backend("hf")
@@ -88,8 +88,9 @@ class HFBackend:
         directory = Path(directory)
         if not (directory / "config.json").is_file():
             raise InputError("model directory", str(directory), "a folder written by HFModel.save")
-        return self._from_pretrained(str(directory), field="model directory",
-                                     allowed="a folder written by HFModel.save")
+        return self._from_pretrained(
+            str(directory), field="model directory", allowed="a folder written by HFModel.save"
+        )
 
     # -- construction ---------------------------------------------------------------
     def _scratch(self, real_texts: Sequence[str], seed: int) -> HFModel:
@@ -107,8 +108,13 @@ class HFBackend:
         # model_max_length stays huge: truncation is done in HFModel, by the rules of model.py
         tokenizer = train_tokenizer(texts, arch.vocab_size)
         config = GPT2Config(
-            n_layer=arch.n_layer, n_head=arch.n_head, n_embd=arch.n_embd, n_positions=arch.n_positions,
-            vocab_size=len(tokenizer), bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
+            n_layer=arch.n_layer,
+            n_head=arch.n_head,
+            n_embd=arch.n_embd,
+            n_positions=arch.n_positions,
+            vocab_size=len(tokenizer),
+            bos_token_id=tokenizer.eos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
             pad_token_id=tokenizer.pad_token_id,
         )
         with torch.random.fork_rng(devices=[]):
@@ -138,7 +144,9 @@ class HFBackend:
             with quiet_transformers():
                 tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=self.cfg.trust_remote_code)
                 model = AutoModelForCausalLM.from_pretrained(
-                    name, trust_remote_code=self.cfg.trust_remote_code, dtype=_torch_dtype(self.cfg.dtype),
+                    name,
+                    trust_remote_code=self.cfg.trust_remote_code,
+                    dtype=_torch_dtype(self.cfg.dtype),
                 )
         except (OSError, ValueError) as exc:
             raise InputError(field, name, allowed) from exc

@@ -1,8 +1,9 @@
 """Quiet transformers while crossgen drives it (its bars and warnings are not the user's)."""
+
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 
 @contextlib.contextmanager

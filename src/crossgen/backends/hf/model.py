@@ -17,17 +17,19 @@ keeps the last ``context - max_new_tokens`` prompt tokens.
 
 Training goes through transformers' Trainer (train.py).
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 import torch
 
 from crossgen.backends.base import ProgressFn, TrainStats
-from crossgen.data import Example
 from crossgen.backends.hf.logging import quiet_transformers
+from crossgen.data import Example
 from crossgen.errors import InputError
 from crossgen.io import atomic_path
 
@@ -85,9 +87,14 @@ class HFModel:
         return [(p + a + [eos])[:max_len] for p, a in zip(prompts, answers)]
 
     # -- GenerativeModel ----------------------------------------------------------
-    def train(self, examples: Sequence[Example], cfg, seed: int,
-              weights: Optional[Sequence[float]] = None,
-              progress: Optional[ProgressFn] = None) -> TrainStats:
+    def train(
+        self,
+        examples: Sequence[Example],
+        cfg,
+        seed: int,
+        weights: Optional[Sequence[float]] = None,
+        progress: Optional[ProgressFn] = None,
+    ) -> TrainStats:
         from crossgen.backends.hf.train import run_training
 
         start = time.perf_counter()
@@ -100,15 +107,16 @@ class HFModel:
                 raise InputError("weights", list(weights)[:5], "finite non-negative numbers")
         max_len = min(cfg.max_seq_length, self.context)
         ids = self.training_ids(examples, max_len)
-        rows = ([{"input_ids": x} for x in ids] if weights is None
-                else [{"input_ids": x, "weight": float(w)} for x, w in zip(ids, weights)])
-        steps, tokens, loss = run_training(self.model, rows, _pad_id(self.tokenizer), cfg, seed,
-                                           self.device, progress)
+        rows = (
+            [{"input_ids": x} for x in ids]
+            if weights is None
+            else [{"input_ids": x, "weight": float(w)} for x, w in zip(ids, weights)]
+        )
+        steps, tokens, loss = run_training(self.model, rows, _pad_id(self.tokenizer), cfg, seed, self.device, progress)
         return TrainStats(steps=steps, tokens=tokens, seconds=time.perf_counter() - start, final_loss=loss)
 
     @torch.no_grad()
-    def generate(self, prompts: Sequence[Any], cfg, seed: int,
-                 max_new_tokens: Optional[int] = None) -> list[str]:
+    def generate(self, prompts: Sequence[Any], cfg, seed: int, max_new_tokens: Optional[int] = None) -> list[str]:
         """Completions (new text only, special tokens skipped, cut at EOS), in prompt order.
 
         Prompts are sorted by token length into batches of cfg.batch_size and left
@@ -138,12 +146,12 @@ class HFModel:
         with torch.random.fork_rng(devices=devices), quiet_transformers():
             torch.manual_seed(seed)
             for b in range(0, len(order), cfg.batch_size):
-                chunk = order[b: b + cfg.batch_size]
+                chunk = order[b : b + cfg.batch_size]
                 width = max(len(ids[i]) for i in chunk)
-                input_ids = torch.tensor([[pad] * (width - len(ids[i])) + ids[i] for i in chunk],
-                                         device=self.device)
-                mask = torch.tensor([[0] * (width - len(ids[i])) + [1] * len(ids[i]) for i in chunk],
-                                    device=self.device)
+                input_ids = torch.tensor([[pad] * (width - len(ids[i])) + ids[i] for i in chunk], device=self.device)
+                mask = torch.tensor(
+                    [[0] * (width - len(ids[i])) + [1] * len(ids[i]) for i in chunk], device=self.device
+                )
                 gen = self.model.generate(input_ids=input_ids, attention_mask=mask, **kwargs)
                 for row, i in zip(gen[:, width:].tolist(), chunk):
                     if eos in row:
@@ -165,7 +173,7 @@ class HFModel:
         seqs, starts = [], []
         for p, a in zip(prompts, answers):
             a = a[: self.context - 1]
-            p = p[-(self.context - len(a)):]
+            p = p[-(self.context - len(a)) :]
             seqs.append(p + a)
             starts.append(len(p))
         order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
@@ -174,17 +182,16 @@ class HFModel:
         count = 0
         batch_size = max(1, int(batch_size))
         for b in range(0, len(order), batch_size):
-            chunk = [i for i in order[b: b + batch_size] if len(seqs[i]) > starts[i]]
+            chunk = [i for i in order[b : b + batch_size] if len(seqs[i]) > starts[i]]
             if not chunk:
                 continue
             width = max(len(seqs[i]) for i in chunk)
             input_ids = torch.tensor([seqs[i] + [pad] * (width - len(seqs[i])) for i in chunk], device=self.device)
-            mask = torch.tensor([[1] * len(seqs[i]) + [0] * (width - len(seqs[i])) for i in chunk],
-                                device=self.device)
+            mask = torch.tensor([[1] * len(seqs[i]) + [0] * (width - len(seqs[i])) for i in chunk], device=self.device)
             # target positions: answer tokens t in [start, len); predicted from position t-1
             target = torch.zeros((len(chunk), width), dtype=torch.bool)
             for r, i in enumerate(chunk):
-                target[r, starts[i]: len(seqs[i])] = True
+                target[r, starts[i] : len(seqs[i])] = True
             target = target.to(self.device)
             logits = self.model(input_ids=input_ids, attention_mask=mask, use_cache=False).logits
             pred = logits[:, :-1][target[:, 1:]].float()  # (N, V)

@@ -6,10 +6,11 @@ unicode preserved); BPE merges are learnt with the `tokenizers` library up to
 reserved: EOS (also used as BOS/UNK, as GPT-2 does) and a separate PAD token, so
 padding can never be confused with a real end of sequence.
 """
+
 from __future__ import annotations
 
 import hashlib
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 EOS = "<|endoftext|>"
 PAD = "<|pad|>"
@@ -60,5 +61,4 @@ def train_tokenizer(texts: Sequence[str], vocab_size: int):
 
 
 def _iterate(texts: Iterable[str]):
-    for t in texts:
-        yield t
+    yield from texts

@@ -27,13 +27,15 @@ divide it by the number of accumulation steps again (transformers 4.46 to 5.x al
 Without weights the Trainer's own loss is used: the token mean over the whole accumulated
 batch.
 """
+
 from __future__ import annotations
 
 import contextlib
 import gc
 import math
 import tempfile
-from typing import Any, Callable, Iterator, Optional, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
@@ -96,8 +98,9 @@ def per_example_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor
     return token.sum(dim=1) / count.clamp(min=1)
 
 
-def weighted_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor,
-                  total_weight: Optional[torch.Tensor] = None) -> torch.Tensor:
+def weighted_loss(
+    logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor, total_weight: Optional[torch.Tensor] = None
+) -> torch.Tensor:
     """sum_i w_i loss_i / total_weight (total_weight defaults to this batch's sum of w).
 
     A zero total weight gives a zero loss (and zero gradient) instead of NaN.
@@ -180,8 +183,7 @@ class CrossgenTrainer(Trainer):
             inputs = dict(inputs)
             weights = inputs.pop("weight", None)
             self.weighted_loss.prepare(weights, self._step_weight if model.training else None)
-        return super().compute_loss(model, inputs, return_outputs=return_outputs,
-                                    num_items_in_batch=num_items_in_batch)
+        return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         mask = inputs["attention_mask"]
@@ -191,7 +193,7 @@ class CrossgenTrainer(Trainer):
         self._losses.append((self.state.global_step, loss.detach()))
         return loss
 
-    def floating_point_ops(self, inputs):  # noqa: D401 - skip the per-step parameter walk
+    def floating_point_ops(self, inputs):
         return 0
 
     # -- results ------------------------------------------------------------------
@@ -254,7 +256,7 @@ def training_arguments(cfg, seed: int, output_dir: str, device: str) -> Training
         lr_scheduler_type=cfg.lr_scheduler_type,
         # transformers 5.x dropped warmup_ratio; warmup_steps < 1 means a ratio but 1.0
         # would mean one step, so pass the step count (the old ceil(ratio * steps)).
-        warmup_steps=int(math.ceil(cfg.warmup_ratio * cfg.max_steps)),
+        warmup_steps=math.ceil(cfg.warmup_ratio * cfg.max_steps),
         per_device_train_batch_size=cfg.per_device_train_batch_size,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         weight_decay=cfg.weight_decay,
@@ -274,11 +276,30 @@ def training_arguments(cfg, seed: int, output_dir: str, device: str) -> Training
         use_cpu=device == "cpu",
         skip_memory_metrics=True,
         include_num_input_tokens_seen="no",
+        **_length_grouping(cfg.group_by_length),
     )
 
 
-def build_trainer(model, rows: list[dict[str, Any]], pad_token_id: int, cfg, seed: int, device: str,
-                  output_dir: str, progress: Optional[Callable[[int, int], None]] = None) -> CrossgenTrainer:
+def _length_grouping(on: bool) -> dict[str, Any]:
+    """Batches of similar lengths (less padding): transformers >= 5 names it
+    train_sampling_strategy, older releases group_by_length."""
+    if not on:
+        return {}
+    if "train_sampling_strategy" in TrainingArguments.__dataclass_fields__:
+        return {"train_sampling_strategy": "group_by_length"}
+    return {"group_by_length": True}
+
+
+def build_trainer(
+    model,
+    rows: list[dict[str, Any]],
+    pad_token_id: int,
+    cfg,
+    seed: int,
+    device: str,
+    output_dir: str,
+    progress: Optional[Callable[[int, int], None]] = None,
+) -> CrossgenTrainer:
     args = training_arguments(cfg, seed, output_dir, device)
     trainer = CrossgenTrainer(
         model=model,
@@ -293,8 +314,15 @@ def build_trainer(model, rows: list[dict[str, Any]], pad_token_id: int, cfg, see
     return trainer
 
 
-def run_training(model, rows: list[dict[str, Any]], pad_token_id: int, cfg, seed: int, device: str,
-                 progress: Optional[Callable[[int, int], None]] = None) -> tuple[int, int, float]:
+def run_training(
+    model,
+    rows: list[dict[str, Any]],
+    pad_token_id: int,
+    cfg,
+    seed: int,
+    device: str,
+    progress: Optional[Callable[[int, int], None]] = None,
+) -> tuple[int, int, float]:
     """Train `model` in place.
 
     Parameters
@@ -324,8 +352,11 @@ def run_training(model, rows: list[dict[str, Any]], pad_token_id: int, cfg, seed
     """
     use_cache = getattr(model.config, "use_cache", None)
     # quiet: the Trainer sets the global transformers verbosity from log_level; restore it after
-    with _collect_new_objects_only(), tempfile.TemporaryDirectory(prefix="crossgen-trainer-") as out, \
-            quiet_transformers():
+    with (
+        _collect_new_objects_only(),
+        tempfile.TemporaryDirectory(prefix="crossgen-trainer-") as out,
+        quiet_transformers(),
+    ):
         trainer = build_trainer(model, rows, pad_token_id, cfg, seed, device, out, progress)
         trainer.train()
         steps = trainer.state.global_step

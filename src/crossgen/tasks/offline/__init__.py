@@ -7,8 +7,9 @@ paper's cross-task effects can be seen. Default sizes: DEFAULT_TRAIN_SIZE train 
 DEFAULT_TEST_SIZE test examples per task. One module per task (science, arithmetic,
 reasoning, stories), each registering a `GeneratedTask`.
 """
+
 from __future__ import annotations
 
 from crossgen.tasks.offline.common import DEFAULT_TEST_SIZE, DEFAULT_TRAIN_SIZE, FUNCTION_WORDS, overlap, word_types
 
-__all__ = ["DEFAULT_TRAIN_SIZE", "DEFAULT_TEST_SIZE", "FUNCTION_WORDS", "overlap", "word_types"]
+__all__ = ["DEFAULT_TEST_SIZE", "DEFAULT_TRAIN_SIZE", "FUNCTION_WORDS", "overlap", "word_types"]

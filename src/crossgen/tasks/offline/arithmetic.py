@@ -6,6 +6,7 @@ the answer is the worked calculation ending in "#### N" like GSM8K, e.g.
 " 3 + 4 = 7 #### 7". Every count of a plural item is at least 2; numbers stay at or below 36. Test problems are
 new: no test prompt occurs in the train split.
 """
+
 from __future__ import annotations
 
 import random
@@ -20,8 +21,20 @@ from crossgen.tasks.registry import register_task
 NAME = "offline_arithmetic"
 
 NAMES = ("Mia", "Ben", "Ava", "Leo", "Zoe", "Max", "Ivy", "Tom", "Lily", "Sam", "Nora", "Finn")
-ITEMS = ("pears", "plums", "apples", "coins", "marbles", "stickers", "pencils", "cookies",
-         "stamps", "crayons", "beads", "cards")
+ITEMS = (
+    "pears",
+    "plums",
+    "apples",
+    "coins",
+    "marbles",
+    "stickers",
+    "pencils",
+    "cookies",
+    "stamps",
+    "crayons",
+    "beads",
+    "cards",
+)
 
 
 def _problem(rng: random.Random) -> tuple[str, str]:
@@ -65,7 +78,9 @@ def _example(problem: tuple[str, str]) -> Example:
     return Example(f"Question: {q}\nAnswer:", f" {a}", real_source(NAME), {"gold": a.rsplit("#### ", 1)[1]})
 
 
-def generate(seed: int, train_size: Optional[int] = None, test_size: Optional[int] = None) -> tuple[list[Example], list[Example]]:
+def generate(
+    seed: int, train_size: Optional[int] = None, test_size: Optional[int] = None
+) -> tuple[list[Example], list[Example]]:
     n_train, n_test = sizes(train_size, test_size)
     rng = rng_for(NAME, seed)
     train = [_problem(rng) for _ in range(n_train)]
@@ -77,8 +92,9 @@ def generate(seed: int, train_size: Optional[int] = None, test_size: Optional[in
 class OfflineArithmetic(GeneratedTask):
     """The GSM8K stand-in; a completion is right when its "#### N" matches."""
 
-    def generate(self, seed: int, train_size: Optional[int],
-                 test_size: Optional[int]) -> tuple[list[Example], list[Example]]:
+    def generate(
+        self, seed: int, train_size: Optional[int], test_size: Optional[int]
+    ) -> tuple[list[Example], list[Example]]:
         return generate(seed, train_size, test_size)
 
     def verify(self, completion: str, example: Example) -> bool:

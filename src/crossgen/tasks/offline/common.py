@@ -1,9 +1,11 @@
 """Shared pieces of the generated offline tasks: sizes, sampling helpers, vocabulary checks."""
+
 from __future__ import annotations
 
 import random
 import re
-from typing import Callable, Hashable, Iterable, Optional, Sequence, TypeVar
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from typing import Optional, TypeVar
 
 from crossgen.data import Example
 
@@ -14,8 +16,35 @@ DEFAULT_TEST_SIZE = 200
 
 # Words every task may use: the prompt scaffolding and a few English function words.
 FUNCTION_WORDS = frozenset(
-    """question answer choices a an the of is are in on to and with by for from that these
-    what which how many does do it its""".split()
+    [
+        "question",
+        "answer",
+        "choices",
+        "a",
+        "an",
+        "the",
+        "of",
+        "is",
+        "are",
+        "in",
+        "on",
+        "to",
+        "and",
+        "with",
+        "by",
+        "for",
+        "from",
+        "that",
+        "these",
+        "what",
+        "which",
+        "how",
+        "many",
+        "does",
+        "do",
+        "it",
+        "its",
+    ]
 )
 
 WORD = re.compile(r"[a-z]+|[0-9]+")
@@ -40,8 +69,13 @@ def cycled(items: Sequence[T], n: int, rng: random.Random) -> list[T]:
     return out
 
 
-def draw_unique(make: Callable[[random.Random], T], n: int, rng: random.Random,
-                exclude: Iterable[Hashable] = (), key: Callable[[T], Hashable] = lambda x: x) -> list[T]:
+def draw_unique(
+    make: Callable[[random.Random], T],
+    n: int,
+    rng: random.Random,
+    exclude: Iterable[Hashable] = (),
+    key: Callable[[T], Hashable] = lambda x: x,
+) -> list[T]:
     """n items from `make` whose keys are new (not excluded, not repeated); the draw space of
     every offline task is far larger than n, so this ends quickly."""
     seen = set(exclude)

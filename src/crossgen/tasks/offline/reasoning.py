@@ -6,6 +6,7 @@ for the one choice above / below a named object ("Which of these is heavier than
 where exactly one choice is). Prompt "Question: ...\\nChoices: (A) .. (B) .. (C) ..\\nAnswer:",
 answer " {text of the correct choice}". Test prompts do not occur in the train split.
 """
+
 from __future__ import annotations
 
 import random
@@ -74,7 +75,7 @@ def _problem(rng: random.Random) -> tuple[str, tuple[str, ...], str]:
     else:
         ref = rng.randrange(1, len(objects) - 2)  # at least one below, two above
         answer = objects[rng.randrange(0, ref)]
-        others = rng.sample(objects[ref + 1:], 2)
+        others = rng.sample(objects[ref + 1 :], 2)
         template = less
     choices = [answer, *others]
     rng.shuffle(choices)
@@ -84,11 +85,17 @@ def _problem(rng: random.Random) -> tuple[str, tuple[str, ...], str]:
 def _example(problem: tuple[str, tuple[str, ...], str]) -> Example:
     q, choices, answer = problem
     listed = " ".join(f"({string.ascii_uppercase[i]}) {c}" for i, c in enumerate(choices))
-    return Example(f"Question: {q}\nChoices: {listed}\nAnswer:", f" {answer}", real_source(NAME),
-                   {"choices": choices, "gold": choices.index(answer)})
+    return Example(
+        f"Question: {q}\nChoices: {listed}\nAnswer:",
+        f" {answer}",
+        real_source(NAME),
+        {"choices": choices, "gold": choices.index(answer)},
+    )
 
 
-def generate(seed: int, train_size: Optional[int] = None, test_size: Optional[int] = None) -> tuple[list[Example], list[Example]]:
+def generate(
+    seed: int, train_size: Optional[int] = None, test_size: Optional[int] = None
+) -> tuple[list[Example], list[Example]]:
     n_train, n_test = sizes(train_size, test_size)
     rng = rng_for(NAME, seed)
     train = [_problem(rng) for _ in range(n_train)]
@@ -100,6 +107,7 @@ def generate(seed: int, train_size: Optional[int] = None, test_size: Optional[in
 class OfflineReasoning(GeneratedTask):
     """The ARC stand-in; `Example.meta` holds the choices and the gold index."""
 
-    def generate(self, seed: int, train_size: Optional[int],
-                 test_size: Optional[int]) -> tuple[list[Example], list[Example]]:
+    def generate(
+        self, seed: int, train_size: Optional[int], test_size: Optional[int]
+    ) -> tuple[list[Example], list[Example]]:
         return generate(seed, train_size, test_size)

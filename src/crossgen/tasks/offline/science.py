@@ -6,6 +6,7 @@ questions use the other four, test questions the held-out one, so the test asks 
 in a phrasing not seen with that fact. Prompt "Question: {question}\\nAnswer:", answer
 " {answer}", e.g. "Question: What does a leaf make?\\nAnswer:" -> " sugar".
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -84,9 +85,9 @@ _FACTS = {
 }
 
 FACTS: tuple[tuple[str, str, str], ...] = tuple(
-    (relation, *(part.strip() for part in item.split(":")))
+    (relation, subject.strip(), answer.strip())
     for relation, table in _FACTS.items()
-    for item in table.split("|")
+    for subject, answer in (item.split(":") for item in table.split("|"))
 )
 
 
@@ -96,14 +97,18 @@ def question(relation: str, subject: str, template: int) -> str:
 
 def _example(fact: tuple[str, str, str], template: int) -> Example:
     relation, subject, answer = fact
-    return Example(f"Question: {question(relation, subject, template)}\nAnswer:", f" {answer}", real_source(NAME),
-                   {"gold": answer})
+    return Example(
+        f"Question: {question(relation, subject, template)}\nAnswer:", f" {answer}", real_source(NAME), {"gold": answer}
+    )
 
 
-def generate(seed: int, train_size: Optional[int] = None, test_size: Optional[int] = None) -> tuple[list[Example], list[Example]]:
+def generate(
+    seed: int, train_size: Optional[int] = None, test_size: Optional[int] = None
+) -> tuple[list[Example], list[Example]]:
     n_train, n_test = sizes(train_size, test_size)
     rng = rng_for(NAME, seed)
-    train_pairs, test_pairs = [], []
+    train_pairs: list[tuple[tuple[str, str, str], int]] = []
+    test_pairs: list[tuple[tuple[str, str, str], int]] = []
     for fact in FACTS:
         held_out = rng.randrange(len(TEMPLATES[fact[0]]))
         for t in range(len(TEMPLATES[fact[0]])):
@@ -117,6 +122,7 @@ def generate(seed: int, train_size: Optional[int] = None, test_size: Optional[in
 class OfflineScience(GeneratedTask):
     """The SciQ stand-in; `Example.meta` gold is the short answer."""
 
-    def generate(self, seed: int, train_size: Optional[int],
-                 test_size: Optional[int]) -> tuple[list[Example], list[Example]]:
+    def generate(
+        self, seed: int, train_size: Optional[int], test_size: Optional[int]
+    ) -> tuple[list[Example], list[Example]]:
         return generate(seed, train_size, test_size)

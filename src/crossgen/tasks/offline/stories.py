@@ -6,6 +6,7 @@ continuation is predictable from its beginning. Passages are about 40 words; the
 the first PROMPT_WORDS words and the answer " " + the rest, as for BookCorpus. Test stories do
 not occur in the train split.
 """
+
 from __future__ import annotations
 
 import random
@@ -23,15 +24,35 @@ PROMPT_WORDS = 10
 # character: (home, routines, fixed pronoun or None)
 CHARACTERS = {
     "sailor": ("the harbor", ("mended torn sails", "watched the grey tide", "scrubbed the wooden deck"), None),
-    "miller": ("the old mill", ("ground wheat into flour", "turned the heavy millstone", "carried sacks of flour"), None),
+    "miller": (
+        "the old mill",
+        ("ground wheat into flour", "turned the heavy millstone", "carried sacks of flour"),
+        None,
+    ),
     "weaver": ("the narrow lane", ("wove colorful cloth", "spun wool into thread", "dyed yarn deep blue"), None),
-    "shepherd": ("the green hills", ("led the flock over the hills", "played a wooden flute", "counted the sheep at dusk"), None),
+    "shepherd": (
+        "the green hills",
+        ("led the flock over the hills", "played a wooden flute", "counted the sheep at dusk"),
+        None,
+    ),
     "knight": ("the castle", ("polished a silver sword", "rode a grey horse", "guarded the castle gate"), None),
-    "queen": ("the palace", ("walked in the palace garden", "wrote letters to distant lands", "listened to her advisers"), "she"),
+    "queen": (
+        "the palace",
+        ("walked in the palace garden", "wrote letters to distant lands", "listened to her advisers"),
+        "she",
+    ),
     "potter": ("the riverbank", ("shaped clay into jugs", "fired bowls in the kiln", "painted pots with roses"), None),
     "blacksmith": ("the forge", ("beat glowing horseshoes", "stoked the roaring fire", "sharpened old axes"), None),
-    "gardener": ("the orchard", ("planted roses along the wall", "pulled weeds from the beds", "trimmed the tall hedges"), None),
-    "innkeeper": ("the crossroads", ("poured cider for travelers", "swept the dusty floor", "lit candles in every window"), None),
+    "gardener": (
+        "the orchard",
+        ("planted roses along the wall", "pulled weeds from the beds", "trimmed the tall hedges"),
+        None,
+    ),
+    "innkeeper": (
+        "the crossroads",
+        ("poured cider for travelers", "swept the dusty floor", "lit candles in every window"),
+        None,
+    ),
     "baker": ("the bakery", ("baked warm loaves", "kneaded dough before dawn", "sold sweet buns"), None),
     "tailor": ("the market square", ("stitched fine coats", "threaded a tiny needle", "sewed velvet gowns"), None),
 }
@@ -87,7 +108,9 @@ def _example(text: str) -> Example:
     return Example(prompt, answer, real_source(NAME))
 
 
-def generate(seed: int, train_size: Optional[int] = None, test_size: Optional[int] = None) -> tuple[list[Example], list[Example]]:
+def generate(
+    seed: int, train_size: Optional[int] = None, test_size: Optional[int] = None
+) -> tuple[list[Example], list[Example]]:
     n_train, n_test = sizes(train_size, test_size)
     rng = rng_for(NAME, seed)
     train = [story(rng) for _ in range(n_train)]
@@ -101,6 +124,7 @@ class OfflineStories(GeneratedTask):
 
     narrative = True
 
-    def generate(self, seed: int, train_size: Optional[int],
-                 test_size: Optional[int]) -> tuple[list[Example], list[Example]]:
+    def generate(
+        self, seed: int, train_size: Optional[int], test_size: Optional[int]
+    ) -> tuple[list[Example], list[Example]]:
         return generate(seed, train_size, test_size)
