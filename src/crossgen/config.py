@@ -200,6 +200,13 @@ class RunConfig(Strict):
     generations: int = Field(default=15, ge=0, description="T: updates after the initial training")
     alpha: Weight = 0.5
     beta: Weight = 0.5
+    initial_beta: Optional[float] = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="beta of generation 0 for every entity (None: beta's value at t = 0); set it so that "
+        "runs differing in beta share one generation 0, as in the paper's Tables 7 and 8",
+    )
     entities: list[EntityConfig] = Field(min_length=1)
     public: TaskConfig
     mixing: MixingConfig = MixingConfig()
@@ -238,7 +245,24 @@ class RunConfig(Strict):
             value = getattr(entity, key)
             value = getattr(self, key) if value is None else value
             columns.append(weight_schedule(key, value, self.generations, 1, zero_at_start=key == "alpha")[:, 0])
-        return np.stack(columns, axis=1)
+        schedule = np.stack(columns, axis=1)
+        if key == "beta" and self.initial_beta is not None:
+            schedule[0] = self.initial_beta
+        return schedule
+
+    def generation0_key(self) -> dict[str, Any]:
+        """Everything generation 0 depends on: runs with equal keys share one generation 0
+        (its models and losses), whatever their later alpha and beta."""
+        data = self.model_dump(
+            mode="json",
+            exclude={"name", "alpha", "beta", "initial_beta", "generations", "training", "mixing", "resources"},
+        )
+        for entity in data["entities"]:
+            entity.pop("alpha", None)
+            entity.pop("beta", None)
+        data["beta0"] = self.schedule("beta")[0].tolist()
+        data["initial_training"] = self.training_for(0).model_dump(mode="json")
+        return data
 
     def training_for(self, generation: int) -> TrainingConfig:
         return self.initial_training if generation == 0 and self.initial_training else self.training

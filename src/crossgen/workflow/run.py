@@ -10,6 +10,7 @@ from crossgen.backends.base import Backend
 from crossgen.backends.registry import get_backend
 from crossgen.config import RunConfig
 from crossgen.data import ExperimentData, derive_seed
+from crossgen.errors import InputError
 from crossgen.workflow.loop import INIT, Workflow
 from crossgen.workflow.progress import Progress
 from crossgen.workflow.store import RunStore, copy_generation0
@@ -70,6 +71,8 @@ def run_workflow(
         The finished run directory.
     """
     out = Path(out)
+    if generation0_from is not None:
+        _check_generation0(cfg, Path(generation0_from))
     data, backend = build(cfg)
     initial = None
     if resume and out.exists() and any(out.iterdir()):
@@ -84,3 +87,14 @@ def run_workflow(
             copy_generation0(RunStore.resume(generation0_from), store)
         workflow = Workflow(cfg, data, backend, store, progress=progress, evaluate_hook=evaluate_hook)
         return workflow.run(initial)
+
+
+def _check_generation0(cfg: RunConfig, source: Path) -> None:
+    """A generation 0 may be copied only from a run whose generation-0 settings are equal."""
+    if RunStore.resume(source).config().generation0_key() != cfg.generation0_key():
+        raise InputError(
+            "generation0_from",
+            str(source),
+            "a run whose generation-0 settings (data, model, seed, sampling, evaluation, beta at t = 0, "
+            "initial training) equal this run's",
+        )
