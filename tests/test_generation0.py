@@ -3,11 +3,11 @@ generation 0, and a generation 0 is copied only between runs whose generation-0 
 
 import pandas as pd
 import pytest
-from helpers import tiny_linear
 
 from crossgen.config import parse_config
 from crossgen.errors import InputError
 from crossgen.experiment import run_experiment
+from helpers import tiny_linear
 
 
 def test_initial_beta_sets_generation_0_only():
@@ -20,7 +20,9 @@ def test_initial_beta_sets_generation_0_only():
 def test_generation0_key_ignores_later_weights_but_not_beta0():
     key = parse_config(tiny_linear(beta=0.8, initial_beta=0.5, alpha=0.3)).generation0_key()
     assert parse_config(tiny_linear(beta=0.2, initial_beta=0.5, alpha=1.0, generations=7)).generation0_key() == key
-    assert parse_config(tiny_linear(beta=0.2)).generation0_key() != parse_config(tiny_linear(beta=0.8)).generation0_key()
+    assert (
+        parse_config(tiny_linear(beta=0.2)).generation0_key() != parse_config(tiny_linear(beta=0.8)).generation0_key()
+    )
     assert parse_config(tiny_linear(beta=0.8, initial_beta=0.5, seed=1)).generation0_key() != key
 
 

@@ -19,9 +19,10 @@ PINS = json.loads((PINNED / "pinned_runs.json").read_text())
 
 def _config(name: str) -> dict:
     """The pinned run's resolved config; resources.threads = 1 as when the pins were made
-    (thread count can change float summation order)."""
+    (thread count can change float summation order), and whole pools."""
     config = json.loads(json.dumps(PINS["configs"][name]))
     config.setdefault("resources", {})["threads"] = 1
+    config["generation"]["lean"] = False  # the pins complete whole pools, as the first release did
     return config
 
 

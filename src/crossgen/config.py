@@ -160,7 +160,12 @@ class TrainingConfig(Strict):
 class GenerationConfig(Strict):
     """How each model writes its share of the synthetic pool."""
 
-    num_prompts: int = Field(default=12_500, ge=1, description="completions per model per generation")
+    num_prompts: int = Field(default=12_500, ge=1, description="size of each model's pool per generation")
+    lean: bool = Field(
+        default=True,
+        description="complete only the pool entries some entity's update draws (equal in distribution to "
+        "completing the whole pool); used by paradigms that draw a sample from the newest pools",
+    )
     max_new_tokens: int = Field(default=128, ge=1)
     temperature: float = Field(default=1.0, ge=0, description="0 means greedy decoding")
     top_p: float = Field(default=1.0, gt=0, le=1)

@@ -179,11 +179,14 @@ class Paradigm:
     """How the weighted components become one update's training set.
 
     pool_history: an entity's pool at generation t holds the outputs of generations 1..t
-    (not only the newest). `check` validates a run's (T+1, K) alpha schedule.
+    (not only the newest). samples: the training set is a draw from the components (so
+    only the drawn pool entries need completing). `check` validates a run's (T+1, K) alpha
+    schedule.
     """
 
     name: ClassVar[str]
     pool_history: ClassVar[bool] = False
+    samples: ClassVar[bool] = True  # draws part of its components (False: uses every example)
 
     def check(self, alpha: np.ndarray) -> None:
         """Raise InputError when the weights contradict the paradigm."""
@@ -241,6 +244,7 @@ class WeightedLoss(Paradigm):
     the paper's section 5 (a larger component carries more total weight, as in the theory)."""
 
     name = "weighted-loss"
+    samples = False
 
     def training_set(self, components: Sequence[Component], n: int, rng: np.random.Generator) -> TrainingSet:
         live = _live(components)

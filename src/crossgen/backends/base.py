@@ -104,6 +104,10 @@ class Backend(Protocol):
     LOSS_LABEL : str
         What `GenerativeModel.score` measures, as tables and figures label it
         (e.g. "cross-entropy, nats", "MSE").
+    STEPPED : bool, optional
+        Whether `train` sees only ``max_steps x batch x accumulation`` examples (an optimizer
+        loop). Then a lean run draws only that many examples, since the rest of a larger
+        i.i.d. draw would never be seen (equal in distribution). Absent means False.
     """
 
     TEXT: bool

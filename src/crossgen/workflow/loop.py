@@ -79,7 +79,7 @@ class Workflow:
             started = time.perf_counter()
             self.progress.generation_start(t)
             self.generation(t)
-            self.store.mark_complete(t, time.perf_counter() - started)
+            self.store.mark_complete(t, time.perf_counter() - started, self._pool_counts(t))
             self.store.refresh_tables()
             kill_point(f"gen{t}.complete")
             self.progress.generation_done(t)
@@ -88,9 +88,10 @@ class Workflow:
 
     def generation(self, t: int) -> None:
         if t >= 1 and self._pool_needed(t):
+            needed = self._drawn_entries(t) if self._lean() else None
             for j, name in enumerate(self.names):
                 if not self.store.pool_path(t, name).exists():
-                    self._make_pool(t, j)
+                    self._make_pool(t, j, None if needed is None else needed[j])
                     kill_point(f"gen{t}.pool.{name}")
         pools = None  # read once per generation, only if some entity still trains on them
         for k, name in enumerate(self.names):
@@ -102,19 +103,61 @@ class Workflow:
         self._evaluate(t)
 
     # -- steps -------------------------------------------------------------------------
-    def _make_pool(self, t: int, j: int) -> None:
-        """D_tj: model j of generation t-1 completes prompts of its own private task."""
+    def _pool_prompts(self, t: int, j: int) -> list:
+        """The prompts of D_tj (a seeded choice from entity j's private training data)."""
+        rng = np.random.default_rng(derive_seed(self.cfg.seed, t, j, POOL))
+        return choose_prompts(self.data.private[j].train, self.cfg.generation.num_prompts, rng)
+
+    def _make_pool(self, t: int, j: int, entries: Optional[list[int]] = None) -> None:
+        """D_tj: model j of generation t-1 completes prompts of its own private task; with
+        `entries`, only those entries of the pool (lean pools), each row keeping its index."""
         name = self.names[j]
         self.progress.phase(f"gen {t}: {name} writes its synthetic data")
+        prompts = self._pool_prompts(t, j)
+        index = list(range(len(prompts))) if entries is None else entries
+        chosen = [prompts[i] for i in index]
         model = self.backend.load(self.store.model_dir(t - 1, name))
-        rng = np.random.default_rng(derive_seed(self.cfg.seed, t, j, POOL))
-        prompts = choose_prompts(self.data.private[j].train, self.cfg.generation.num_prompts, rng)
-        completions = model.generate(prompts, self.cfg.generation, seed=derive_seed(self.cfg.seed, t, j, POOL, 1))
+        completions = model.generate(chosen, self.cfg.generation, seed=derive_seed(self.cfg.seed, t, j, POOL, 1))
         source = synthetic_source(name, t - 1)
-        write_jsonl(
-            self.store.pool_path(t, name),
-            ({"prompt": p, "answer": c, "source": source} for p, c in zip(prompts, completions)),
-        )
+        rows = [{"prompt": p, "answer": c, "source": source} for p, c in zip(chosen, completions)]
+        if entries is not None:
+            rows = [{**row, "index": i} for row, i in zip(rows, index)]
+        write_jsonl(self.store.pool_path(t, name), rows)
+
+    def _lean(self) -> bool:
+        """Lean pools: only the entries some update draws are completed. Exact in distribution
+        when the paradigm draws a sample from the newest pools only: the draw depends on the
+        pools' sizes, not their text, so it is made first, with the same seeds as training."""
+        return self.cfg.generation.lean and self.paradigm.samples and not self.paradigm.pool_history
+
+    def _slots(self, t: int) -> list[list[Example]]:
+        """Pools of placeholders (answer None), one per entry, for drawing before completing."""
+        return [
+            [Example(p, None, f"slot:{j}:{i}") for i, p in enumerate(self._pool_prompts(t, j))]
+            for j in range(len(self.names))
+        ]
+
+    def _drawn_entries(self, t: int) -> list[list[int]]:
+        """For each pool j, the sorted entries that some entity's update at generation t draws."""
+        slots = self._slots(t)
+        drawn: list[set[int]] = [set() for _ in self.names]
+        for k in range(len(self.names)):
+            for example in self._training_set(t, k, slots)[0]:
+                if example.source.startswith("slot:"):
+                    _, j, i = example.source.split(":")
+                    drawn[int(j)].add(int(i))
+        return [sorted(d) for d in drawn]
+
+    def _pool_counts(self, t: int) -> dict:
+        """Completions generated vs the full pool, per entity (the manifest keeps them)."""
+        if t == 0 or not self._pool_needed(t):
+            return {}
+        counts = {}
+        for j, name in enumerate(self.names):
+            path = self.store.pool_path(t, name)
+            if path.exists():
+                counts[name] = {"generated": len(read_jsonl(path)), "pool": len(self._pool_prompts(t, j))}
+        return {"pools": counts}
 
     def _pool_needed(self, t: int) -> bool:
         """Whether any entity trains on D_t (now, or later when pools accumulate)."""
@@ -122,7 +165,14 @@ class Workflow:
         return any(self.cfg.weights("alpha", k)[s] > 0 for k in range(self.cfg.K) for s in range(t, last + 1))
 
     def _pools(self, t: int) -> list[list[Example]]:
-        """Each entity's pool as seen at generation t (all earlier pools for 'accumulate')."""
+        """Each entity's pool as seen at generation t (all earlier pools for 'accumulate'). A
+        lean pool is returned at full size, entries never completed left as placeholders."""
+        if self._lean():
+            pools = self._slots(t)
+            for j, name in enumerate(self.names):
+                for r in read_jsonl(self.store.pool_path(t, name)):
+                    pools[j][r["index"]] = Example(r["prompt"], r["answer"], r["source"])
+            return pools
         first = 1 if self.paradigm.pool_history else t
         return [
             [
@@ -134,13 +184,30 @@ class Workflow:
             for name in self.names
         ]
 
-    def _train(self, t: int, k: int, pools: list[list[Example]]) -> None:
-        name = self.names[k]
+    def _training_set(self, t: int, k: int, pools: list[list[Example]]) -> tuple[list[Example], Optional[list[float]]]:
+        """Entity k's examples (and loss weights) at generation t, drawn with its own seed."""
         alpha = self.cfg.weights("alpha", k)[t]
         beta = self.cfg.weights("beta", k)[t]
         components = mixture(alpha, beta, self.data.private[k].train, self.data.public.train, pools, self.names)
         rng = np.random.default_rng(derive_seed(self.cfg.seed, t, k, MIX))
-        examples, weights = self.paradigm.training_set(components, self.cfg.mixing.n, rng)
+        return self.paradigm.training_set(components, self._draw_size(t), rng)
+
+    def _draw_size(self, t: int) -> int:
+        """mixing.n, or in a lean run of an optimizer-loop backend only the examples the
+        optimizer sees: any part of an i.i.d. draw is an i.i.d. draw, so training on the
+        first steps x batch x accumulation of n draws equals, in distribution, drawing that
+        many (the paper draws 12,500 and sees 400)."""
+        n = self.cfg.mixing.n
+        if self.cfg.generation.lean and getattr(self.backend, "STEPPED", False):
+            tcfg = self.cfg.training_for(t)
+            return min(n, tcfg.max_steps * tcfg.per_device_train_batch_size * tcfg.gradient_accumulation_steps)
+        return n
+
+    def _train(self, t: int, k: int, pools: list[list[Example]]) -> None:
+        name = self.names[k]
+        examples, weights = self._training_set(t, k, pools)
+        if any(e.answer is None for e in examples):  # a lean pool's draw changed between planning and training
+            raise RuntimeError(f"generation {t}, entity {name}: drew a pool entry that was not completed")
         start = (
             self.store.initial_dir
             if t == 0 or self.cfg.model.restart_each_generation

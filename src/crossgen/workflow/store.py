@@ -88,12 +88,14 @@ class RunStore:
     def is_complete(self, generation: int) -> bool:
         return self.manifest()["generations"].get(str(generation), {}).get("status") == "complete"
 
-    def mark_complete(self, generation: int, seconds: float) -> None:
+    def mark_complete(self, generation: int, seconds: float, details: Optional[dict] = None) -> None:
+        """Mark a generation complete; `details` (e.g. pool sizes) are kept with it."""
         manifest = self.manifest()
         manifest["generations"][str(generation)] = {
             "status": "complete",
             "seconds": round(seconds, 3),
             "finished": _now(),
+            **(details or {}),
         }
         done = [int(g) for g, v in manifest["generations"].items() if v["status"] == "complete"]
         manifest["status"] = "complete" if len(done) == manifest["total_generations"] else "running"

@@ -60,6 +60,7 @@ class HFBackend:
 
     TEXT = True
     LOSS_LABEL = "cross-entropy, nats"
+    STEPPED = True  # train() sees max_steps x batch x accumulation examples
 
     def __init__(self, model_cfg: ModelConfig, device: str = "auto", threads: Optional[int] = None):
         import torch
