@@ -162,7 +162,11 @@ def test_toy_task_and_backend_run_end_to_end(registered, tmp_path):
     losses = pd.read_csv(store.root / "losses.csv")
     assert len(losses) == 3 * 2 * 3 and losses.loss.notna().all()  # generations x models x tasks
     pool = [json.loads(line) for line in (tmp_path / "run" / "gen_001" / "pool" / "rev.jsonl").read_text().splitlines()]
-    assert len(pool) == 10 and pool[0]["source"] == "synthetic:rev:0"
+    # lean pools: only the entries some update drew were completed, each with its index in the pool of 10
+    manifest = json.loads((store.root / "manifest.json").read_text())
+    assert manifest["generations"]["1"]["pools"]["rev"] == {"generated": len(pool), "pool": 10}
+    assert 0 < len(pool) <= 10 and pool[0]["source"] == "synthetic:rev:0"
+    assert all(0 <= row["index"] < 10 for row in pool)
     # the same config again reproduces every number
     again = run_experiment(parse_config(toy_run()), tmp_path / "again")
     pd.testing.assert_frame_equal(pd.read_csv(again.root / "losses.csv"), losses)
