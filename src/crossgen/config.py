@@ -212,6 +212,11 @@ class RunConfig(Strict):
         description="beta of generation 0 for every entity (None: beta's value at t = 0); set it so that "
         "runs differing in beta share one generation 0, as in the paper's Tables 7 and 8",
     )
+    checkpoints: Literal["all", "needed"] = Field(
+        default="all",
+        description="which model checkpoints to keep: all generations, or only what resume needs "
+        "(generation 0 and the newest complete generation; the paper presets use 'needed')",
+    )
     entities: list[EntityConfig] = Field(min_length=1)
     public: TaskConfig
     mixing: MixingConfig = MixingConfig()

@@ -81,6 +81,8 @@ class Workflow:
             self.generation(t)
             self.store.mark_complete(t, time.perf_counter() - started, self._pool_counts(t))
             self.store.refresh_tables()
+            if self.cfg.checkpoints == "needed":
+                self.store.prune_models(keep={0, t})
             kill_point(f"gen{t}.complete")
             self.progress.generation_done(t)
         self.progress.finish()

@@ -116,6 +116,13 @@ class RunStore:
     def model_dir(self, generation: int, entity: str) -> Path:
         return self.gen_dir(generation) / "models" / entity
 
+    def prune_models(self, keep: set[int]) -> None:
+        """Delete the checkpoints of every generation not in `keep` (idempotent: a run killed
+        mid-way prunes what it left the next time)."""
+        for folder in sorted(self.root.glob("gen_*/models")):
+            if int(folder.parent.name.removeprefix("gen_")) not in keep:
+                shutil.rmtree(folder, ignore_errors=True)
+
     def pool_path(self, generation: int, entity: str) -> Path:
         return self.gen_dir(generation) / "pool" / f"{entity}.jsonl"
 
