@@ -109,3 +109,22 @@ def test_bad_embedding_model_is_refused_before_anything_is_written(tmp_path):
         f"error: invalid evaluation.embedding_model: {tmp_path / 'no-such-encoder'} (allowed: "
     )
     assert not (tmp_path / "run").exists()
+
+
+def test_a_run_whose_checkpoints_do_not_fit_is_refused_up_front(tmp_path, monkeypatch, capsys):
+    from collections import namedtuple
+
+    from crossgen.cli import main
+    from crossgen.workflow import run as run_module
+
+    usage = namedtuple("usage", "total used free")
+    # 50 kB free: far less than a tiny model's checkpoints
+    monkeypatch.setattr(run_module.shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 50_000, 50_000))
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(TINY))
+    code = main(["run", str(config), "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith("error: invalid checkpoints: all (allowed: a setting whose checkpoints fit: about ")
+    assert "GB needed, 0.0 GB free on" in err[0]
+    assert not (tmp_path / "run").exists()

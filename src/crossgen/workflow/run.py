@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Optional
@@ -81,6 +82,7 @@ def run_workflow(
         if generation0_from is None:
             # Building the initial model checks the model path before the run directory exists.
             initial = backend.initial_model(Workflow.real_texts(data), derive_seed(cfg.seed, INIT))
+            check_disk(cfg, initial, out)
         store = RunStore.create(out, cfg)
     with store.lock():  # one writer: a second `--resume` of this directory gets exit 2
         if generation0_from is not None and not store.is_complete(0):
@@ -97,4 +99,30 @@ def _check_generation0(cfg: RunConfig, source: Path) -> None:
             str(source),
             "a run whose generation-0 settings (data, model, seed, sampling, evaluation, beta at t = 0, "
             "initial training) equal this run's",
+        )
+
+
+def checkpoints_kept(cfg: RunConfig) -> int:
+    """Most model checkpoints on disk at once: the initial model plus K per generation kept
+    (all generations; or generation 0, the newest complete one and the one being written)."""
+    generations = cfg.generations + 1 if cfg.checkpoints == "all" else min(3, cfg.generations + 1)
+    return 1 + cfg.K * generations
+
+
+def check_disk(cfg: RunConfig, initial: object, out: Path) -> None:
+    """Refuse up front a run whose checkpoints will not fit on the disk of `out`.
+
+    A model's size is its own estimate (`checkpoint_bytes()`, when the backend has one)."""
+    size = getattr(initial, "checkpoint_bytes", None)
+    if size is None:
+        return
+    need = checkpoints_kept(cfg) * size()
+    folder = next(p for p in [Path(out).absolute(), *Path(out).absolute().parents] if p.exists())
+    free = shutil.disk_usage(folder).free
+    if need > free:
+        raise InputError(
+            "checkpoints",
+            cfg.checkpoints,
+            f"a setting whose checkpoints fit: about {need / 1e9:.1f} GB needed, {free / 1e9:.1f} GB free "
+            f"on {folder} (checkpoints: needed keeps 3 generations instead of all; or free space)",
         )

@@ -201,6 +201,11 @@ class HFModel:
             count += int(gold.numel())
         return float(total.item()), count
 
+    def checkpoint_bytes(self) -> int:
+        """About what `save` writes: every parameter and buffer in its current dtype."""
+        tensors = [*self.model.parameters(), *self.model.buffers()]
+        return sum(t.numel() * t.element_size() for t in tensors)
+
     def save(self, directory: Path) -> None:
         """save_pretrained (safetensors) of model and tokenizer, atomically."""
         with atomic_path(Path(directory)) as tmp, quiet_transformers():
