@@ -125,3 +125,22 @@ def test_cli_exit_2_on_invalid_sweep_and_nothing_written(tmp_path, capsys):
     assert main(["sweep", str(good), "--out", str(out), "--workers", "0"]) == 2
     assert main(["sweep", str(good), "--out", str(out), "--ray-address", "auto"]) == 2
     assert not out.exists()
+
+
+def test_unknown_backend_or_task_in_a_cell_is_refused_before_anything_runs(tmp_path):
+    from crossgen.sweep import build_sweep
+    from crossgen.sweep.config import parse_sweep
+
+    base = {
+        "name": "b",
+        "generations": 1,
+        "entities": [{"name": "a", "task": {"name": "offline_science", "source": "offline"}}],
+        "public": {"name": "offline_stories", "source": "offline"},
+        "model": {"scratch": {}},
+    }
+    with pytest.raises(InputError) as exc:
+        build_sweep(parse_sweep({"name": "s", "base": base, "axes": {"model.backend": ["hf", "gpt9"]}}))
+    assert str(exc.value).startswith("invalid model.backend in cell model.backend=gpt9: gpt9 (allowed: one of ")
+    with pytest.raises(InputError) as exc:
+        build_sweep(parse_sweep({"name": "s", "base": base, "axes": {"public.name": ["offline_stories", "nope"]}}))
+    assert str(exc.value).startswith("invalid public.name in cell public.name=nope: nope (allowed: one of ")

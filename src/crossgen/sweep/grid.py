@@ -127,9 +127,26 @@ def _cell_config(cell: Cell, base: dict[str, Any]) -> RunConfig:
         else:
             _set(data, key, copy.deepcopy(value), where)
     try:
-        return parse_config(data)
+        config = parse_config(data)
+        _check_names(config)
     except InputError as exc:
         raise InputError(f"{exc.field} in cell {cell.id}", exc.value, exc.allowed) from None
+    return config
+
+
+def _check_names(config: RunConfig) -> None:
+    """Registry names (backend, tasks) are checked before any run starts, not when a cell runs."""
+    from crossgen.backends.registry import get_backend
+    from crossgen.tasks import get_task
+
+    get_backend(config.model.backend)
+    if get_backend(config.model.backend).TEXT:  # the linear backend makes its own data
+        tasks = [(f"entities.{i}.task.name", e.task.name) for i, e in enumerate(config.entities)]
+        for field, name in [*tasks, ("public.name", config.public.name)]:
+            try:
+                get_task(name)
+            except InputError as exc:
+                raise InputError(field, exc.value, exc.allowed) from None
 
 
 def _set(data: dict[str, Any], dotted: str, value: Any, where: str) -> None:
