@@ -124,10 +124,7 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def write_text(path: Path, text: str) -> None:
-    with atomic_path(path) as tmp, open(tmp, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
+    write_bytes(path, text.encode())
 
 
 def write_bytes(path: Path, data: bytes) -> None:

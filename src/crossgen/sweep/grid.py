@@ -139,7 +139,6 @@ def _check_names(config: RunConfig) -> None:
     from crossgen.backends.registry import get_backend
     from crossgen.tasks import get_task
 
-    get_backend(config.model.backend)
     if get_backend(config.model.backend).TEXT:  # the linear backend makes its own data
         tasks = [(f"entities.{i}.task.name", e.task.name) for i, e in enumerate(config.entities)]
         for field, name in [*tasks, ("public.name", config.public.name)]:

@@ -90,11 +90,11 @@ class Workflow:
 
     def generation(self, t: int) -> None:
         if t >= 1 and self._pool_needed(t):
-            needed = self._drawn_entries(t) if self._lean() else None
-            for j, name in enumerate(self.names):
-                if not self.store.pool_path(t, name).exists():
-                    self._make_pool(t, j, None if needed is None else needed[j])
-                    kill_point(f"gen{t}.pool.{name}")
+            missing = [j for j, name in enumerate(self.names) if not self.store.pool_path(t, name).exists()]
+            needed = self._drawn_entries(t) if missing and self._lean() else None
+            for j in missing:
+                self._make_pool(t, j, None if needed is None else needed[j])
+                kill_point(f"gen{t}.pool.{self.names[j]}")
         pools = None  # read once per generation, only if some entity still trains on them
         for k, name in enumerate(self.names):
             if not self.store.model_dir(t, name).exists():
@@ -158,7 +158,10 @@ class Workflow:
         for j, name in enumerate(self.names):
             path = self.store.pool_path(t, name)
             if path.exists():
-                counts[name] = {"generated": len(read_jsonl(path)), "pool": len(self._pool_prompts(t, j))}
+                with open(path) as fh:
+                    generated = sum(1 for line in fh if line.strip())
+                pool = min(self.cfg.generation.num_prompts, len(self.data.private[j].train))  # as choose_prompts
+                counts[name] = {"generated": generated, "pool": pool}
         return {"pools": counts}
 
     def _pool_needed(self, t: int) -> bool:
