@@ -182,6 +182,22 @@ class EvaluationConfig(Strict):
     )
     embedding_max_new_tokens: int = Field(default=64, ge=1)
     embedding_model: str = Field(default="all-MiniLM-L6-v2", description="sentence-transformers name or path")
+    accuracy: bool = Field(
+        default=True,
+        description="task accuracy of every model on the first test_size test examples of every task with answers "
+        "(multiple choice by option log-likelihood; GSM8K-like by greedy exact match), text backends only",
+    )
+    reference_perplexity: bool = Field(
+        default=True,
+        description="perplexity of every model's evaluation completions under a fixed reference model "
+        "(needs embedding_prompts > 0), text backends only",
+    )
+    reference_model: str = Field(
+        default="generation0",
+        min_length=1,
+        description="the reference of reference_perplexity: 'generation0' (each entity's generation-0 model) "
+        "or a model folder / hub id loaded like model.name_or_path",
+    )
 
 
 class ResourcesConfig(Strict):

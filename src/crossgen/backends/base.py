@@ -32,6 +32,15 @@ as it keeps these semantics:
   number (the prompt's own tokens are context, never targets).
 - ``save(directory)`` writes safetensors weights plus everything ``Backend.load`` needs;
   the directory appears complete or not at all. ``load(save(m))`` scores identically.
+
+Optional, for text models (`LikelihoodModel`; the metrics check with ``isinstance``, and the
+linear backend has neither): ``continuation_logprobs(prompts, continuations, batch_size)``
+is, per pair, (sum of the log-probs of the continuation's tokens given the prompt, their
+number), tokenised as ``score`` does, so that ``-sum / count`` over a set's (prompt, answer)
+pairs is ``score``; ``option_logprobs(prompts, options_per_prompt, batch_size)`` is that sum
+for each option of each prompt (multiple-choice log-likelihoods). Neither depends on the
+batch size or on padding beyond float rounding. Greedy decoding is ``generate`` with
+``cfg.temperature == 0``.
 """
 
 from __future__ import annotations
@@ -90,6 +99,19 @@ class GenerativeModel(Protocol):
     def score(self, examples: Sequence[Example], batch_size: int) -> float: ...
 
     def save(self, directory: Path) -> None: ...
+
+
+@runtime_checkable
+class LikelihoodModel(Protocol):
+    """What the model-based metrics need beyond `GenerativeModel` (text models only)."""
+
+    def continuation_logprobs(
+        self, prompts: Sequence[str], continuations: Sequence[str], batch_size: int
+    ) -> list[tuple[float, int]]: ...
+
+    def option_logprobs(
+        self, prompts: Sequence[str], options_per_prompt: Sequence[Sequence[str]], batch_size: int
+    ) -> list[list[float]]: ...
 
 
 @runtime_checkable

@@ -1,4 +1,4 @@
-"""The `crossgen` command: theory, simulate, run, demo, report, sweep.
+"""The `crossgen` command: theory, simulate, run, demo, report, metrics, sweep.
 
 Exit codes (docs/DESIGN.md, "Contracts"): 0 success; 2 invalid input, with one line naming
 the field, the value and what is allowed, and no traceback; 1 anything else (a failed write
@@ -13,7 +13,7 @@ from typing import Optional
 import typer
 
 from crossgen import __version__
-from crossgen.cli import experiments, report, sweep, theory
+from crossgen.cli import experiments, metrics, report, sweep, theory
 from crossgen.cli.common import stderr
 from crossgen.errors import InputError, StorageError
 
@@ -28,6 +28,7 @@ app.command("simulate")(theory.simulate)
 app.command("run")(experiments.run)
 app.command("demo")(experiments.demo)
 app.command("report")(report.report)
+app.command("metrics")(metrics.metrics)
 app.command("sweep")(sweep.sweep)
 
 

@@ -44,7 +44,8 @@ def report(
 
 
 def fill_metrics(run_dirs: list[Path]) -> None:
-    """Embedding metrics of complete generations that have completions but no metric files."""
+    """Embedding metrics and metric families of complete generations that have completions but
+    miss some of their files; the run's top-level tables are rebuilt when any was written."""
     from crossgen.metrics.generation import evaluate_generation
     from crossgen.workflow.store import RunStore
 
@@ -56,4 +57,4 @@ def fill_metrics(run_dirs: list[Path]) -> None:
                 stderr.print(f"embedded the completions of {path} generation {t}")
                 wrote = True
         if wrote:
-            store.refresh_tables(("similarity",))
+            store.refresh_tables()  # similarity, homogenization, semantic and the metric families

@@ -1,10 +1,12 @@
-"""Metrics of a run: embedding similarity between models, homogenization, semantic distance, PCA.
+"""Metrics of a run: embedding similarity between models, homogenization, semantic distance, PCA,
+and the completion-metric families (lexical, vendi, manifold, mauve: docs/metrics.md).
 
 `evaluate_generation(store, t)` is the workflow loop's evaluate hook (pass it as
 `evaluate_hook=crossgen.metrics.evaluate_generation`). Nothing here imports torch or
 sentence-transformers until an embedding is actually computed.
 """
 
+from crossgen.metrics.families import GenerationInputs, family_names, register_family
 from crossgen.metrics.generation import (
     EMBEDDINGS,
     TABLES,
@@ -24,9 +26,11 @@ __all__ = [
     "EMBEDDINGS",
     "PCA2",
     "TABLES",
+    "GenerationInputs",
     "completion_key",
     "diversity",
     "evaluate_generation",
+    "family_names",
     "fit_pca",
     "load_embeddings",
     "mean_paired_cosine",
@@ -34,6 +38,7 @@ __all__ = [
     "paired_cosine",
     "pairwise_similarity",
     "reference_key",
+    "register_family",
     "save_embeddings",
     "semantic_distance",
     "spread",

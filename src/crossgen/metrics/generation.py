@@ -14,6 +14,9 @@ prompt, reference, completion, written by the loop) and writes into gen_NNN/:
                       and 'diversity' (one row per model), see metrics.homogenization
   semantic.csv        generation, model, task, distance: mean over prompts of
                       1 - cos(emb(completion), emb(reference answer))
+  metrics/<family>.csv  the tidy rows (metrics.table.COLUMNS) of every registered metric
+                      family (metrics.families: lexical, vendi, manifold, mauve), from the
+                      same completions and embeddings
 
 Each file is written atomically and skipped when it already exists, so the hook is idempotent
 and a resumed run redoes only what is missing. Nothing is written (and no embedding model is
@@ -31,6 +34,7 @@ import pandas as pd
 
 from crossgen.backends.device import resolve_device
 from crossgen.io import atomic_path, read_jsonl, write_table
+from crossgen.metrics.families import GenerationInputs, missing_families, write_families
 from crossgen.metrics.homogenization import diversity, spread
 from crossgen.metrics.semantic import semantic_distance
 from crossgen.metrics.similarity import pairwise_similarity
@@ -62,7 +66,7 @@ def evaluate_generation(store: RunStore, t: int, model_name: Optional[str] = Non
     """Write generation t's embeddings and metric tables (see module doc); True if any file was written."""
     store = store if isinstance(store, RunStore) else RunStore(Path(store))
     paths = output_paths(store, t)
-    if all(p.exists() for p in paths.values()):
+    if all(p.exists() for p in paths.values()) and not missing_families(store, t):
         return False
     cfg = store.config()
     from crossgen.backends.registry import get_backend
@@ -89,6 +93,7 @@ def evaluate_generation(store: RunStore, t: int, model_name: Optional[str] = Non
     for name, frame in frames.items():
         if not paths[name].exists():
             write_table(paths[name], frame)
+    write_families(store, t, GenerationInputs(t, names, datasets, completions, arrays, store))
     return True
 
 
@@ -134,6 +139,21 @@ def save_embeddings(path: Path, arrays: dict[str, np.ndarray]) -> None:
 def load_embeddings(path: Path) -> dict[str, np.ndarray]:
     with np.load(Path(path), allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
+
+
+def generation_inputs(
+    store: RunStore, t: int, embeddings: Optional[dict[str, np.ndarray]] = None
+) -> Optional[GenerationInputs]:
+    """What the metric families read: generation t's text completions and its embeddings.npz
+    (when it exists), or None when some model has no completions or they are not text."""
+    names = [e.name for e in store.config().entities]
+    completions = _read_completions(store, t, names)
+    if completions is None:
+        return None
+    path = store.gen_dir(t) / EMBEDDINGS
+    if embeddings is None and path.is_file():
+        embeddings = load_embeddings(path)
+    return GenerationInputs(t, names, _dataset_order(store.config(), completions), completions, embeddings, store)
 
 
 # -- helpers ---------------------------------------------------------------------------

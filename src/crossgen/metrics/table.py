@@ -81,3 +81,52 @@ def row(
 def frame(rows: list[dict]) -> pd.DataFrame:
     """Rows as a table with exactly COLUMNS, in that order."""
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def ratio_interval(
+    numerators: Sequence[float] | np.ndarray,
+    denominators: Sequence[float] | np.ndarray,
+    seed: int = 0,
+    n_resamples: int = N_RESAMPLES,
+    level: float = LEVEL,
+) -> tuple[float, float, float]:
+    """(sum(num) / sum(den), low, high): the percentile bootstrap of a ratio of sums over units.
+
+    The units (prompts) are resampled in pairs (num_i, den_i), vectorised in scipy. A single
+    unit, or units whose ratios all agree, give a zero-width interval.
+    """
+    from scipy.stats import bootstrap
+
+    num, den = np.asarray(numerators, dtype=float), np.asarray(denominators, dtype=float)
+    if num.ndim != 1 or num.shape != den.shape or num.size == 0:
+        raise ValueError(f"ratio_interval needs two non-empty 1-d samples of one length, got {num.shape}, {den.shape}")
+    total = den.sum()
+    value = float(num.sum() / total) if total > 0 else float("nan")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = num / den
+    if num.size == 1 or not np.isfinite(value) or np.allclose(ratios[den > 0], value, rtol=0, atol=1e-15):
+        return value, value, value
+
+    def statistic(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return a.sum(axis=axis) / b.sum(axis=axis)
+
+    res = bootstrap(
+        (num, den),
+        statistic,
+        paired=True,
+        vectorized=True,
+        n_resamples=n_resamples,
+        confidence_level=level,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+    return value, float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def stable_seed(*keys: object) -> int:
+    """A bootstrap seed from names (family, generation, model, dataset, metric): the same on
+    every machine and in every process, so a recomputed table is identical."""
+    import zlib
+
+    return zlib.crc32("\x1f".join(map(str, keys)).encode())

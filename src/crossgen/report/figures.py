@@ -420,3 +420,126 @@ def theory_figure(runs: list[RunData]) -> Optional[Figure]:
         fontsize=10,
     )
     return fig
+
+
+# -- completion metrics (the tidy metrics table) ---------------------------------------------------
+@dataclass(frozen=True)
+class MetricPanel:
+    """One row of panels of a metric figure: `metric` of `model` (an entity name; `models` = the
+    mean over the entities; `all` = the pooled row) per dataset."""
+
+    metric: str
+    ylabel: str
+    model: str = "models"
+
+
+def metric_series(frame, run: RunData, metric: str, model: str, dataset: str):
+    """(generations, value, low, high) of one metric; for model='models' the mean over the
+    entities of value, low and high. None without rows."""
+    if frame.empty:
+        return None
+    sub = frame[(frame["metric"] == metric) & (frame["dataset"] == dataset)]
+    sub = sub[sub["model"].isin(run.entities)] if model == "models" else sub[sub["model"] == model]
+    if sub.empty:
+        return None
+    per_gen = sub.groupby("generation")[["value", "low", "high"]].mean().sort_index()
+    return (
+        per_gen.index.to_numpy(),
+        per_gen["value"].to_numpy(dtype=float),
+        per_gen["low"].to_numpy(dtype=float),
+        per_gen["high"].to_numpy(dtype=float),
+    )
+
+
+def metric_figure(runs: list[RunData], panels: list[MetricPanel], title: str) -> Optional[Figure]:
+    """Rows = `panels`, columns = datasets; one line per condition (α) with its 95% band, and the
+    reference answers' value (real text) dotted grey where the metric has one."""
+    conds = [c for c in conditions(runs) if any(c.table("metrics")["metric"].isin([p.metric for p in panels]))]
+    if not conds:
+        return None
+    run = runs[0]
+    panels = [p for p in panels if any((c.table("metrics")["metric"] == p.metric).any() for c in conds)]
+    datasets = _dataset_labels(run)
+    multi_beta = len(betas(conds)) > 1
+    fig = Figure(figsize=(max(3.6 * len(datasets), 5.0), 2.7 * len(panels) + 1.0), layout="constrained")
+    axes = fig.subplots(len(panels), len(datasets), squeeze=False, sharex=True)
+    for r, panel in enumerate(panels):
+        for col, (label, ds) in enumerate(datasets):
+            ax = axes[r][col]
+            for n, cond in enumerate(conds):
+                s = metric_series(cond.table("metrics"), run, panel.metric, panel.model, ds)
+                if s is None:
+                    continue
+                gens, value, low, high = s
+                color = CONDITION_COLORS[n % len(CONDITION_COLORS)]
+                style = "-" if not multi_beta else ["-", "--", ":", "-."][betas(conds).index(cond.beta) % 4]
+                ax.plot(
+                    gens,
+                    value,
+                    color=color,
+                    marker="o",
+                    markersize=3.5,
+                    linewidth=1.8,
+                    linestyle=style,
+                    label=_condition_legend_label(cond, multi_beta),
+                )
+                if np.isfinite(low).any():
+                    ax.fill_between(gens, low, high, color=color, alpha=0.15, linewidth=0)
+            ref = metric_series(conds[0].table("metrics"), run, panel.metric, "reference", ds)
+            if ref is not None:
+                ax.plot(ref[0], ref[1], color=PUBLIC_COLOR, linestyle=":", linewidth=1.6, label="reference answers")
+            if r == 0:
+                ax.set_title(label, fontsize=10)
+            if r == len(panels) - 1:
+                ax.set_xlabel("generation")
+            _int_xaxis(ax)
+        axes[r][0].set_ylabel(panel.ylabel, fontsize=9)
+    handles: dict[str, Line2D] = {}
+    for ax in axes.flat:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    fig.legend(
+        list(handles.values()),
+        list(handles),
+        loc="outside lower center",
+        ncol=min(len(handles), 6),
+        fontsize=8,
+        frameon=False,
+    )
+    fig.suptitle(title, fontsize=11)
+    return fig
+
+
+LEXICAL_PANELS = [
+    MetricPanel("distinct_1", "distinct-1"),
+    MetricPanel("distinct_2", "distinct-2"),
+    MetricPanel("distinct_4", "distinct-4"),
+    MetricPanel("compression_ratio", "compression ratio\n(higher = more repetitive)"),
+    MetricPanel("self_bleu", "self-BLEU\n(higher = more alike)"),
+]
+VENDI_PANELS = [
+    MetricPanel("vendi", "Vendi score\n(mean over models)"),
+    MetricPanel("vendi", "Vendi score\n(models pooled)", "all"),
+]
+REAL_PANELS = [
+    MetricPanel("mauve", "MAUVE"),
+    MetricPanel("precision", "precision (k-NN)"),
+    MetricPanel("recall", "recall (k-NN)"),
+    MetricPanel("coverage", "coverage (k-NN)"),
+]
+
+
+def lexical_figure(runs: list[RunData]) -> Optional[Figure]:
+    return metric_figure(
+        runs, LEXICAL_PANELS, "Lexical diversity of each model's completions (mean over models, 95% band)"
+    )
+
+
+def vendi_figure(runs: list[RunData]) -> Optional[Figure]:
+    return metric_figure(
+        runs, VENDI_PANELS, "Vendi score of the completions' embeddings (effective number of distinct answers)"
+    )
+
+
+def real_text_figure(runs: list[RunData]) -> Optional[Figure]:
+    return metric_figure(runs, REAL_PANELS, "Distance of the completions to the real answers (mean over models)")

@@ -199,3 +199,72 @@ def notes(runs: list[RunData]) -> list[str]:
             "to them unchanged."
         )
     return out
+
+
+# -- completion metrics: does α = 1 lose what α = 0 keeps? -----------------------------------------
+def _final_values(cond: Condition, run: RunData, metric: str) -> tuple[Optional[int], dict]:
+    """(last generation, {(model, dataset): (value, low, high)}) of `metric` over the entities."""
+    frame = cond.table("metrics")
+    if frame.empty:
+        return None, {}
+    sub = frame[(frame["metric"] == metric) & frame["model"].isin(run.entities)]
+    sub = sub[np.isfinite(sub["value"].astype(float))]
+    if sub.empty:
+        return None, {}
+    last = int(sub["generation"].max())
+    at = sub[sub["generation"] == last]
+    return last, {(r.model, r.dataset): (float(r.value), float(r.low), float(r.high)) for r in at.itertuples()}
+
+
+def _initial_mean(cond: Condition, run: RunData, metric: str) -> float:
+    frame = cond.table("metrics")
+    sub = frame[(frame["metric"] == metric) & frame["model"].isin(run.entities)]
+    return float(sub[sub["generation"] == sub["generation"].min()]["value"].mean()) if not sub.empty else float("nan")
+
+
+def metric_finding(runs: list[RunData], metric: str, label: str, higher: str) -> list[str]:
+    """Per experiment and β: `metric` at the last generation, largest α (1 when run) against α = 0,
+    model by model and dataset by dataset, with the 95% intervals; `higher` says what a higher
+    value means ("more diverse", "closer to the real text", "more repetitive")."""
+    out = []
+    for runs_of in experiments(runs):
+        conds = conditions(runs_of)
+        for beta in dict.fromkeys(c.beta for c in conds):
+            subset = [c for c in conds if c.beta == beta]
+            run = subset[0].first
+            where = (
+                f" (β = {fmt_weight(beta)})"
+                if len(set(c.beta for c in conds)) > 1 or len(experiments(runs)) > 1
+                else ""
+            )
+            zero = _pick(subset, 0.0)
+            positive = [c for c in subset if c.alpha is not None and c.alpha > 0]
+            top = _pick(subset, 1.0) or (max(positive, key=lambda c: c.alpha or 0.0) if positive else None)
+            if zero is None or top is None:
+                continue
+            t0, base = _final_values(zero, run, metric)
+            t1, other = _final_values(top, run, metric)
+            pairs = sorted(set(base) & set(other))
+            if not pairs or t0 is None or t1 is None or min(t0, t1) == 0:
+                continue
+            a = fmt_weight(top.alpha)
+            lower = [p for p in pairs if other[p][0] < base[p][0]]
+            clear_low = [p for p in pairs if other[p][2] < base[p][1]]
+            clear_high = [p for p in pairs if other[p][1] > base[p][2]]
+            mean0 = np.mean([base[p][0] for p in pairs])
+            mean1 = np.mean([other[p][0] for p in pairs])
+            text = (
+                f"{label}{where}, mean over models and datasets: α = 0 {_initial_mean(zero, run, metric):.3g} → "
+                f"{mean0:.3g} (t = {t0}), α = {a} {_initial_mean(top, run, metric):.3g} → {mean1:.3g} (t = {t1}). "
+                f"At the last generation α = {a} is lower than α = 0 for {len(lower)} of {len(pairs)} "
+                f"(model, dataset) pairs; the 95% intervals separate it below for {len(clear_low)} and above "
+                f"for {len(clear_high)}"
+            )
+            if len(clear_low) > len(pairs) / 2:
+                verdict = f"α = {a} ends clearly lower (a higher value means {higher})."
+            elif len(clear_high) > len(pairs) / 2:
+                verdict = f"α = {a} ends clearly higher (a higher value means {higher})."
+            else:
+                verdict = f"no clear difference between α = {a} and α = 0 (a higher value means {higher})."
+            out.append(f"{text}: {verdict}")
+    return out

@@ -15,7 +15,7 @@ from typing import Optional
 
 from crossgen.report import figures, tables
 from crossgen.report.embed import img_tag, png_bytes
-from crossgen.report.findings import HELD, NOT_HELD, findings, notes
+from crossgen.report.findings import HELD, NOT_HELD, findings, metric_finding, notes
 from crossgen.report.runs import RunData, experiments, fmt_weight
 
 SECTIONS = [
@@ -27,6 +27,9 @@ SECTIONS = [
     ("pca", "PCA"),
     ("homogenization", "Homogenization"),
     ("semantic", "Semantic distance"),
+    ("diversity", "Lexical diversity"),
+    ("vendi", "Embedding diversity"),
+    ("realtext", "Distance to real text"),
     ("theory", "Theory"),
 ]
 
@@ -219,6 +222,49 @@ def section_pca(runs_groups) -> str:
     return "\n".join(parts) if parts else _empty(NO_EMBEDDINGS)
 
 
+NO_METRICS = (
+    "No completion metrics in these runs yet (gen_NNN/metrics/<family>.csv): `crossgen metrics RUN_DIR` "
+    "computes them from the saved completions and embeddings."
+)
+
+# (metric, label, what a higher value means) stated as a finding in each section
+SECTION_FINDINGS = {
+    "diversity": [
+        ("distinct_2", "Distinct-2", "more diverse"),
+        ("self_bleu", "Self-BLEU", "more alike, less diverse"),
+    ],
+    "vendi": [("vendi", "Vendi score per model", "more diverse")],
+    "realtext": [
+        ("mauve", "MAUVE", "closer to the real text"),
+        ("coverage", "Coverage", "more of the real text covered"),
+    ],
+}
+
+
+def section_metric(runs_groups, section: str, make, alt: str, caption: str, runs: list[RunData]) -> str:
+    """A completion-metric section: its figure per experiment and a finding computed from the data."""
+    figure = section_figure(runs_groups, make, alt, NO_METRICS, caption)
+    items = [
+        text
+        for metric, label, higher in SECTION_FINDINGS[section]
+        for text in metric_finding(runs, metric, label, higher)
+    ]
+    if items:
+        figure = '<ul class="findings">' + "".join(f"<li>{e(t)}</li>" for t in items) + "</ul>\n" + figure
+    elif '<p class="empty">' not in figure:
+        figure = (
+            '<p class="note">No finding: it needs an α = 0 run and an α &gt; 0 run with this metric at a '
+            "generation after 0.</p>\n" + figure
+        )
+    has_mauve = any("mauve" in set(r.table("metrics").get("metric", ())) for r in runs)
+    if section == "realtext" and not has_mauve:
+        figure += (
+            '<p class="note">MAUVE was not computed: the mauve-text package is not installed '
+            "(pip install 'crossgen[mauve]', then crossgen metrics RUN_DIR --only mauve).</p>"
+        )
+    return figure
+
+
 NO_EMBEDDINGS = (
     "No embeddings in these runs (evaluation.embedding_prompts was 0, the linear backend, "
     "or the metrics hook did not run)."
@@ -283,6 +329,38 @@ def render_report(runs: list[RunData], theory_dir: Optional[Path] = None) -> str
             "semantic distance per generation",
             NO_EMBEDDINGS,
             "Mean over prompts of 1 − cos(embedding of the answer, embedding of the correct answer).",
+        ),
+        "diversity": section_metric(
+            groups,
+            "diversity",
+            figures.lexical_figure,
+            "lexical diversity per generation",
+            "Per model and dataset, over the completions of the first test prompts (13a tokens): distinct-n = "
+            "distinct n-grams / n-gram occurrences; compression ratio = text bytes / gzip bytes; self-BLEU = mean "
+            "sentence BLEU of each completion against the others. Lines: mean over models; bands: their 95% "
+            "intervals over prompts, averaged (docs/metrics.md); dotted: the reference answers.",
+            runs,
+        ),
+        "vendi": section_metric(
+            groups,
+            "vendi",
+            figures.vendi_figure,
+            "Vendi score per generation",
+            "exp of the entropy of the eigenvalues of K/n, K the cosine similarities of the completions' "
+            "embeddings: 1 = one answer repeated, n = all different. Top: each model (mean over models); bottom: "
+            "every model's completions pooled. Bands: 95% bootstrap intervals over prompts; dotted: the "
+            "reference answers.",
+            runs,
+        ),
+        "realtext": section_metric(
+            groups,
+            "realtext",
+            figures.real_text_figure,
+            "distance to real text per generation",
+            "Completions against the reference answers of the same prompts, on their embeddings: MAUVE "
+            "(mauve-text, mean over 3 k-means seeds; band = their range) and k-NN precision, recall, coverage "
+            "(k = 5; bands = 95% bootstrap intervals over prompts). Mean over models.",
+            runs,
         ),
         "theory": section_theory(groups, theory_dir),
     }

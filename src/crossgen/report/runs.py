@@ -19,13 +19,21 @@ from crossgen.errors import InputError
 from crossgen.workflow.store import CONFIG, MANIFEST, RunStore
 
 RUN_DIR_ALLOWED = "a crossgen run directory (with manifest.json)"
-VALUE = {"losses": "loss", "similarity": "cosine", "homogenization": "value", "semantic": "distance"}
+VALUE = {
+    "losses": "loss",
+    "similarity": "cosine",
+    "homogenization": "value",
+    "semantic": "distance",
+    "metrics": "value",
+}
 KEYS = {
     "losses": ["generation", "model", "task"],
     "similarity": ["generation", "dataset", "model_a", "model_b"],
     "homogenization": ["generation", "dataset", "metric", "model"],
     "semantic": ["generation", "model", "task"],
+    "metrics": ["generation", "model", "dataset", "metric"],
 }
+EXTRA = {"metrics": ["low", "high"]}  # averaged over replicate runs with the value
 
 
 def _scalar(value) -> Optional[float]:
@@ -161,13 +169,14 @@ class Condition:
 def mean_over_runs(frames: list[pd.DataFrame], name: str) -> pd.DataFrame:
     """Average replicate runs' tables, over the generations that every replicate has."""
     frames = [f for f in frames if not f.empty]
+    values = [VALUE[name], *EXTRA.get(name, [])]
     if not frames:
-        return pd.DataFrame(columns=KEYS[name] + [VALUE[name]])
+        return pd.DataFrame(columns=KEYS[name] + values)
     if len(frames) == 1:
         return frames[0].reset_index(drop=True)
     common = set.intersection(*(set(f["generation"]) for f in frames))
     joined = pd.concat([f[f["generation"].isin(common)] for f in frames], ignore_index=True)
-    return joined.groupby(KEYS[name], as_index=False, sort=False)[VALUE[name]].mean()
+    return joined.groupby(KEYS[name], as_index=False, sort=False)[values].mean()
 
 
 def load_runs(paths: list[Path]) -> list[RunData]:

@@ -16,6 +16,9 @@ LETTERS = string.ascii_uppercase
 _LABEL = re.compile(r"^\(?([A-Z])\)?\.?(?:\s|$)")
 _NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?")
 _EDGE = " \t\n\r.,;:!?\"'"
+# where a generated answer ends: a model going on to write the next question (as
+# lm-evaluation-harness stops GSM8K generation at "Question:")
+STOP_SEQUENCES = ("Question:",)
 
 
 def normalize(text: str) -> str:
@@ -69,3 +72,10 @@ def final_number(text: str) -> Optional[str]:
     if "." in number:
         number = number.rstrip("0").rstrip(".")
     return "0" if number in ("-0", "") else number
+
+
+def until_stop(completion: str, stops: Sequence[str] = STOP_SEQUENCES) -> str:
+    """The completion up to the first stop sequence (all of it when none occurs)."""
+    text = str(completion)
+    cut = min((i for i in (text.find(s) for s in stops) if i >= 0), default=len(text))
+    return text[:cut]

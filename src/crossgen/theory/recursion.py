@@ -220,16 +220,17 @@ def real_data_variance(
     StH: Optional[np.ndarray] = None,
 ) -> np.ndarray:
     """(K,) s2 (ab_k^2 tr(H_k S~_k H_k) + ac_k^2 tr(H_k S* H_k)) for stacks H, St (K, d, d):
-    the variance without synthetic data (generation 0, alpha = 0). StH: S~_k H_k if known."""
-    K, d = H.shape[:2]
-    var = np.zeros(K)
-    if np.any(ab):
-        StH = St @ H if StH is None else StH
-        var += ab**2 * np.einsum("kij,kji->k", StH, H)
-    if np.any(ac):
-        HSs = (np.reshape(H, (K * d, d)) @ Ss).reshape(K, d, d)  # one product for all k
-        var += ac**2 * np.einsum("kij,kji->k", HSs, H)
-    return s2 * var
+    the variance without synthetic data (generation 0, alpha = 0), where H_k = G_k^+ with
+    G_k = ab_k S~_k + ac_k S*. StH: S~_k H_k if known.
+
+    H G H = H (a pseudo-inverse property) gives ac_k tr(H_k S* H_k) = tr H_k - ab_k tr(H_k S~_k
+    H_k), so one d x d product per entity (S~_k H_k, none if given) instead of two."""
+    if not np.any(ab):
+        HSs = (np.reshape(H, (-1, H.shape[-1])) @ Ss).reshape(H.shape)  # one product for all k
+        return s2 * ac**2 * np.einsum("kij,kji->k", HSs, H)
+    StH = St @ H if StH is None else StH
+    priv = np.einsum("kij,kji->k", StH, H)  # tr(H S~ H)
+    return s2 * (ab**2 * priv + ac * (np.trace(H, axis1=-2, axis2=-1) - ab * priv))
 
 
 def variance(system: FeatureSystem, s: GenerationState) -> np.ndarray:

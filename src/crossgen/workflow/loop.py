@@ -7,6 +7,11 @@ D~k, D*, D_t1..D_tK (see mixing.py). After each generation every model is scored
 task's test split and completes the first prompts of every dataset for the embedding
 metrics. Every random choice is seeded from (run seed, generation, entity, purpose), and
 every step's output is a file, so a resumed run reproduces an uninterrupted one.
+
+Metrics that need a loaded model (task accuracy, reference perplexity) are injected, since
+the loop sits below the metrics: `model_metrics(ModelEvaluation)` is called for every model
+of the generation, after its losses and completions, and loads the model only if it needs
+it (`ModelEvaluation.model`); it writes its own files and skips what exists.
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from typing import Optional
+from dataclasses import dataclass, field
+from typing import Any, Optional
 
 import numpy as np
 import pandas as pd
@@ -40,6 +46,33 @@ def kill_point(name: str) -> None:
         os.kill(os.getpid(), signal.SIGSTOP)
 
 
+@dataclass
+class ModelEvaluation:
+    """One model of generation t as the evaluation phase hands it to `model_metrics`.
+
+    `model` loads entity k's generation-t model on first use (or returns the one the loop
+    already loaded), so a callback that finds its files written costs nothing."""
+
+    cfg: RunConfig
+    store: RunStore
+    data: ExperimentData
+    backend: Any
+    t: int
+    k: int
+    name: str
+    load: Callable[[], Any] = field(repr=False)
+    _model: Any = field(default=None, repr=False)
+
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            self._model = self.load()
+        return self._model
+
+
+ModelMetrics = Callable[[ModelEvaluation], object]  # its return value is ignored
+
+
 class Workflow:
     """Runs (or resumes) one experiment into a run directory."""
 
@@ -51,6 +84,7 @@ class Workflow:
         store: RunStore,
         progress: Optional[Progress] = None,
         evaluate_hook: Optional[Callable[[RunStore, int], object]] = None,  # return value ignored
+        model_metrics: Optional[ModelMetrics] = None,
     ):
         self.cfg = cfg
         self.data = data
@@ -58,6 +92,7 @@ class Workflow:
         self.store = store
         self.progress = progress or NullProgress()
         self.evaluate_hook = evaluate_hook
+        self.model_metrics = model_metrics
         self.names = [e.name for e in cfg.entities]
         self.paradigm = get_paradigm(cfg.mixing.paradigm)
 
@@ -231,13 +266,15 @@ class Workflow:
         model.save(self.store.model_dir(t, name))
 
     def _evaluate(self, t: int) -> None:
-        """losses.csv (every model on every task) and completions for the embeddings."""
+        """losses.csv (every model on every task), completions for the embeddings, and the
+        injected model metrics."""
         ev = self.cfg.evaluation
         need_losses = not self.store.losses_path(t).exists()
         rows = []
         for k, name in enumerate(self.names):
             need_completions = ev.embedding_prompts > 0 and not self.store.completions_path(t, name).exists()
             if not (need_losses or need_completions):
+                self._model_metrics(t, k, None)
                 continue
             self.progress.phase(f"gen {t}: evaluating {name}")
             model = self.backend.load(self.store.model_dir(t, name))
@@ -249,11 +286,21 @@ class Workflow:
                     )
             if need_completions:
                 self._completions(t, k, model)
+            self._model_metrics(t, k, model)
         if need_losses:
             write_table(self.store.losses_path(t), pd.DataFrame(rows, columns=["generation", "model", "task", "loss"]))
         kill_point(f"gen{t}.losses")
         if self.evaluate_hook is not None:
             self.evaluate_hook(self.store, t)
+
+    def _model_metrics(self, t: int, k: int, model) -> None:
+        """The injected model metrics of entity k's generation-t model (`model` if loaded)."""
+        if self.model_metrics is None:
+            return
+        name = self.names[k]
+        load = lambda: self.backend.load(self.store.model_dir(t, name))
+        self.model_metrics(ModelEvaluation(self.cfg, self.store, self.data, self.backend, t, k, name, load, model))
+        kill_point(f"gen{t}.metrics.{name}")
 
     def _completions(self, t: int, k: int, model) -> None:
         ev = self.cfg.evaluation

@@ -12,7 +12,7 @@ from crossgen.backends.registry import get_backend
 from crossgen.config import RunConfig
 from crossgen.data import ExperimentData, derive_seed
 from crossgen.errors import InputError
-from crossgen.workflow.loop import INIT, Workflow
+from crossgen.workflow.loop import INIT, ModelMetrics, Workflow
 from crossgen.workflow.progress import Progress
 from crossgen.workflow.store import RunStore, copy_generation0
 
@@ -45,6 +45,7 @@ def run_workflow(
     progress: Optional[Progress] = None,
     generation0_from: Optional[Path] = None,
     evaluate_hook: Optional[Callable[[RunStore, int], object]] = None,  # return value ignored
+    model_metrics: Optional[ModelMetrics] = None,
 ) -> RunStore:
     """Run `cfg` into `out`, or with `resume` continue the run there (start it if absent).
 
@@ -65,6 +66,9 @@ def run_workflow(
         generation 0 are copied instead of recomputed (they do not depend on alpha).
     evaluate_hook
         Called as hook(store, t) after each generation's losses (None: nothing more).
+    model_metrics
+        Called with a `crossgen.workflow.loop.ModelEvaluation` for every model of every
+        generation, after its losses and completions (None: nothing).
 
     Returns
     -------
@@ -87,7 +91,9 @@ def run_workflow(
     with store.lock():  # one writer: a second `--resume` of this directory gets exit 2
         if generation0_from is not None and not store.is_complete(0):
             copy_generation0(RunStore.resume(generation0_from), store)
-        workflow = Workflow(cfg, data, backend, store, progress=progress, evaluate_hook=evaluate_hook)
+        workflow = Workflow(
+            cfg, data, backend, store, progress=progress, evaluate_hook=evaluate_hook, model_metrics=model_metrics
+        )
         return workflow.run(initial)
 
 

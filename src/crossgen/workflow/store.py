@@ -9,7 +9,9 @@ Layout (the run-directory contract of docs/DESIGN.md):
     DIR/gen_003/pool/<entity>.jsonl D_3: completions by entity's generation-2 model
     DIR/gen_003/losses.csv          every generation-3 model on every task
     DIR/gen_003/completions/<entity>.jsonl  completions of the first prompts (embeddings)
+    DIR/gen_003/metrics/<family>.csv       one metric family's tidy rows (metrics.table)
     DIR/losses.csv, DIR/similarity.csv     tidy tables over all complete generations
+    DIR/metrics.csv                 every gen_*/metrics/*.csv of the complete generations
 
 Every file is written to a temporary name and renamed into place, so a file either exists
 whole or not at all. A generation is marked complete in the manifest only after all of its
@@ -36,6 +38,8 @@ from crossgen.io import DirectoryLock, atomic_path, write_json, write_table
 
 MANIFEST = "manifest.json"
 CONFIG = "config.yaml"
+METRICS = "metrics"  # gen_NNN/metrics/<family>.csv -> DIR/metrics.csv
+TABLES = ("losses", "similarity", "homogenization", "semantic", METRICS)  # the top-level tidy tables
 
 
 def config_yaml(cfg: RunConfig) -> str:
@@ -137,13 +141,19 @@ class RunStore:
 
     # -- tidy tables -------------------------------------------------------------------
     def collect(self, name: str) -> pd.DataFrame:
-        """Concatenate gen_*/<name>.csv over complete generations, in generation order."""
-        frames = [
-            pd.read_csv(p) for g in self.completed_generations() if (p := self.gen_dir(g) / f"{name}.csv").is_file()
-        ]
+        """Concatenate gen_*/<name>.csv over complete generations, in generation order.
+
+        `metrics` is the tidy metric table: every gen_*/metrics/<family>.csv (families in name
+        order within a generation), whichever code wrote them."""
+        gens = self.completed_generations()
+        if name == METRICS:
+            paths = [p for g in gens for p in sorted((self.gen_dir(g) / METRICS).glob("*.csv"))]
+        else:
+            paths = [p for g in gens if (p := self.gen_dir(g) / f"{name}.csv").is_file()]
+        frames = [f for f in map(pd.read_csv, paths) if not f.empty]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
-    def refresh_tables(self, names: Iterable[str] = ("losses", "similarity", "homogenization", "semantic")) -> None:
+    def refresh_tables(self, names: Iterable[str] = TABLES) -> None:
         for name in names:
             frame = self.collect(name)
             if not frame.empty:

@@ -201,6 +201,74 @@ class HFModel:
             count += int(gold.numel())
         return float(total.item()), count
 
+    @torch.inference_mode()
+    def continuation_logprobs(
+        self, prompts: Sequence[str], continuations: Sequence[str], batch_size: int, padding: str = "right"
+    ) -> list[tuple[float, int]]:
+        """(sum of log-probs, number of tokens) of each continuation given its prompt.
+
+        Tokenised as `score` does (prompt with special tokens, continuation without, prompt
+        cut from the left when the pair exceeds the context, continuation tokens beyond it
+        dropped). Pairs are sorted by length into batches of `batch_size`, padded on the
+        `padding` side ("right", or "left" with position ids from the attention mask), on the
+        model's device; the result does not depend on either (up to float rounding). An empty
+        continuation gives (0.0, 0).
+        """
+        if len(prompts) != len(continuations):
+            raise ValueError(f"{len(prompts)} prompts but {len(continuations)} continuations")
+        if padding not in ("left", "right"):
+            raise ValueError(f"padding must be 'left' or 'right', not {padding!r}")
+        if not prompts:
+            return []
+        seqs, starts = [], []
+        for p, a in zip(self.encode_prompts(prompts), self.encode_answers(continuations)):
+            a = a[: self.context - 1]
+            p = p[-(self.context - len(a)) :]
+            seqs.append(p + a)
+            starts.append(len(p))
+        out: list[tuple[float, int]] = [(0.0, 0)] * len(seqs)
+        order = sorted((i for i in range(len(seqs)) if len(seqs[i]) > starts[i]), key=lambda i: len(seqs[i]))
+        pad = _pad_id(self.tokenizer)
+        batch_size = max(1, int(batch_size))
+        for b in range(0, len(order), batch_size):
+            chunk = order[b : b + batch_size]
+            width = max(len(seqs[i]) for i in chunk)
+            left = [width - len(seqs[i]) if padding == "left" else 0 for i in chunk]
+            input_ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            target = torch.zeros((len(chunk), width), dtype=torch.bool)
+            for r, i in enumerate(chunk):
+                n = len(seqs[i])
+                input_ids[r, left[r] : left[r] + n] = torch.tensor(seqs[i])
+                mask[r, left[r] : left[r] + n] = 1
+                target[r, left[r] + starts[i] : left[r] + n] = True  # continuation tokens
+            input_ids, mask, target = input_ids.to(self.device), mask.to(self.device), target.to(self.device)
+            kwargs: dict[str, Any] = {}
+            if padding == "left":  # positions count real tokens only, as generate() does
+                kwargs["position_ids"] = (mask.cumsum(1) - 1).clamp(min=0)
+            logits = self.model(input_ids=input_ids, attention_mask=mask, use_cache=False, **kwargs).logits
+            # token at position j is predicted from position j - 1
+            pred = logits[:, :-1][target[:, 1:]].float()  # (N, V), rows in (batch row, position) order
+            gold = input_ids[:, 1:][target[:, 1:]]
+            logp = torch.log_softmax(pred, dim=-1).gather(1, gold[:, None]).squeeze(1).double()
+            counts = target[:, 1:].sum(1).tolist()
+            sums = torch.split(logp, counts)
+            for i, s, c in zip(chunk, sums, counts):
+                out[i] = (float(s.sum().item()), int(c))
+        return out
+
+    def option_logprobs(
+        self, prompts: Sequence[str], options_per_prompt: Sequence[Sequence[str]], batch_size: int
+    ) -> list[list[float]]:
+        """For each prompt, the log-likelihood of each option continuing it: the sum of the
+        log-probs of the option's tokens after the prompt (see `continuation_logprobs`)."""
+        if len(prompts) != len(options_per_prompt):
+            raise ValueError(f"{len(prompts)} prompts but {len(options_per_prompt)} option lists")
+        flat_prompts = [p for p, options in zip(prompts, options_per_prompt) for _ in options]
+        flat_options = [o for options in options_per_prompt for o in options]
+        sums = iter(self.continuation_logprobs(flat_prompts, flat_options, batch_size))
+        return [[next(sums)[0] for _ in options] for options in options_per_prompt]
+
     def checkpoint_bytes(self) -> int:
         """About what `save` writes: every parameter and buffer in its current dtype."""
         tensors = [*self.model.parameters(), *self.model.buffers()]

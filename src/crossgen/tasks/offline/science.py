@@ -5,18 +5,28 @@ question templates. For every fact one template is held out (chosen by the seed)
 questions use the other four, test questions the held-out one, so the test asks known facts
 in a phrasing not seen with that fact. Prompt "Question: {question}\\nAnswer:", answer
 " {answer}", e.g. "Question: What does a leaf make?\\nAnswer:" -> " sugar".
+
+Like SciQ's, an example's `Example.meta` holds options for multiple-choice scoring: the
+answer and DISTRACTORS other answers of the same relation ("kind": other animal groups,
+"unit": other units, ...), in a random order, with gold the answer's index. They are drawn
+from their own seeded streams (one per split), so the questions and answers are those drawn
+before options existed. The prompt does not list the options, so a generated completion
+is checked as a short answer (see `OfflineScience.verify`).
 """
 
 from __future__ import annotations
 
+import random
 from typing import Optional
 
 from crossgen.data import Example, real_source
+from crossgen.tasks import answers
 from crossgen.tasks.base import GeneratedTask
 from crossgen.tasks.offline.common import capitalize, cycled, rng_for, sizes
 from crossgen.tasks.registry import register_task
 
 NAME = "offline_science"
+DISTRACTORS = 3  # wrong options per question, as in SciQ
 
 TEMPLATES = {
     "kind": (
@@ -95,10 +105,21 @@ def question(relation: str, subject: str, template: int) -> str:
     return TEMPLATES[relation][template].format(s=subject, S=capitalize(subject))
 
 
-def _example(fact: tuple[str, str, str], template: int) -> Example:
+def _answers_of(relation: str) -> list[str]:
+    """The distinct answers of one relation, in table order."""
+    return list(dict.fromkeys(answer for r, _, answer in FACTS if r == relation))
+
+
+def _example(fact: tuple[str, str, str], template: int, rng: random.Random) -> Example:
+    """The question; `rng` (the split's option stream) draws the distractors and their order."""
     relation, subject, answer = fact
+    choices = rng.sample([a for a in _answers_of(relation) if a != answer], DISTRACTORS) + [answer]
+    rng.shuffle(choices)
     return Example(
-        f"Question: {question(relation, subject, template)}\nAnswer:", f" {answer}", real_source(NAME), {"gold": answer}
+        f"Question: {question(relation, subject, template)}\nAnswer:",
+        f" {answer}",
+        real_source(NAME),
+        {"choices": tuple(choices), "gold": choices.index(answer)},
     )
 
 
@@ -113,16 +134,27 @@ def generate(
         held_out = rng.randrange(len(TEMPLATES[fact[0]]))
         for t in range(len(TEMPLATES[fact[0]])):
             (test_pairs if t == held_out else train_pairs).append((fact, t))
-    train = [_example(*pair) for pair in cycled(train_pairs, n_train, rng)]
-    test = [_example(*pair) for pair in cycled(test_pairs, n_test, rng)]
+    train_drawn = cycled(train_pairs, n_train, rng)
+    test_drawn = cycled(test_pairs, n_test, rng)
+    # options come from streams of their own, so the draws above are unchanged
+    train_options, test_options = rng_for(f"{NAME}:options:train", seed), rng_for(f"{NAME}:options:test", seed)
+    train = [_example(fact, t, train_options) for fact, t in train_drawn]
+    test = [_example(fact, t, test_options) for fact, t in test_drawn]
     return train, test
 
 
 @register_task(NAME)
 class OfflineScience(GeneratedTask):
-    """The SciQ stand-in; `Example.meta` gold is the short answer."""
+    """The SciQ stand-in; `Example.meta` holds options (the answer and distractors) and gold."""
 
     def generate(
         self, seed: int, train_size: Optional[int], test_size: Optional[int]
     ) -> tuple[list[Example], list[Example]]:
         return generate(seed, train_size, test_size)
+
+    def verify(self, completion: str, example: Example) -> bool:
+        """The completion's first line starts with the short answer (the options are not in
+        the prompt, so a label such as "(B)" names nothing)."""
+        meta = example.meta or {}
+        gold = meta["choices"][meta["gold"]] if "choices" in meta else meta.get("gold", example.answer)
+        return answers.starts_with_answer(completion, str(gold))
