@@ -17,7 +17,7 @@ LAYERS = [
     {"workflow"},
     {"metrics"},
     {"report"},
-    {"sweep", "experiment"},
+    {"sweep", "experiment", "tracking"},
     {"cli", "__main__"},
 ]
 LAYER_OF = {name: i for i, names in enumerate(LAYERS) for name in names}

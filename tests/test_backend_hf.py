@@ -410,55 +410,171 @@ def test_uncached_hub_id_is_an_input_error_offline():
 
 
 # -- pretrained folder -------------------------------------------------------------------------
-@pytest.mark.parametrize("family", ["gpt2", "opt"])
-def test_pretrained_folder_loads_and_trains(family, tmp_path):
-    from transformers import GPT2Config, GPT2LMHeadModel, OPTConfig, OPTForCausalLM, PreTrainedTokenizerFast
+FAMILIES = ["gpt2", "opt", "llama"]
+
+
+def tiny_pretrained(family: str, folder, n_positions: int = 64):
+    """Write a tiny random-weight model of `family` (gpt2, opt or llama; ~25-40k parameters,
+    seeded) and its own tokenizer to `folder`, as `save_pretrained` would for a hub model.
+
+    The tokenizers have no pad token (the backend must fall back to EOS); Llama's adds a BOS
+    token to every text, as Llama's own tokenizers do. Returns the tokenizer."""
+    from tokenizers import Tokenizer, processors
+    from transformers import (
+        GPT2Config,
+        GPT2LMHeadModel,
+        LlamaConfig,
+        LlamaForCausalLM,
+        OPTConfig,
+        OPTForCausalLM,
+        PreTrainedTokenizerFast,
+    )
 
     base = train_tokenizer(texts(), 300)
-    # a tokenizer without a pad token: the backend must fall back to EOS
-    tok = PreTrainedTokenizerFast(tokenizer_object=base.backend_tokenizer, eos_token="<|endoftext|>")
+    if family == "llama":
+        backend = Tokenizer.from_str(base.backend_tokenizer.to_str())  # a copy: train_tokenizer memoises
+        backend.add_special_tokens(["<s>"])
+        bos = backend.token_to_id("<s>")
+        backend.post_processor = processors.TemplateProcessing(
+            single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", bos)]
+        )
+        tok = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="<|endoftext|>")
+    else:
+        tok = PreTrainedTokenizerFast(tokenizer_object=base.backend_tokenizer, eos_token="<|endoftext|>")
+    eos = tok.eos_token_id
+    bos = tok.bos_token_id if tok.bos_token_id is not None else eos
     torch.manual_seed(0)
     if family == "gpt2":
-        model = GPT2LMHeadModel(
-            GPT2Config(
-                n_layer=1,
-                n_head=2,
-                n_embd=32,
-                n_positions=64,
-                vocab_size=len(base),
-                eos_token_id=tok.eos_token_id,
-                bos_token_id=tok.eos_token_id,
-            )
+        config = GPT2Config(
+            n_layer=1,
+            n_head=2,
+            n_embd=32,
+            n_positions=n_positions,
+            vocab_size=len(tok),
+            eos_token_id=eos,
+            bos_token_id=bos,
         )
+        model = GPT2LMHeadModel(config)
+    elif family == "opt":
+        config = OPTConfig(
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            hidden_size=32,
+            ffn_dim=64,
+            word_embed_proj_dim=32,
+            max_position_embeddings=n_positions,
+            vocab_size=len(tok),
+            eos_token_id=eos,
+            bos_token_id=bos,
+            pad_token_id=eos,
+        )
+        model = OPTForCausalLM(config)
     else:
-        model = OPTForCausalLM(
-            OPTConfig(
-                num_hidden_layers=1,
-                num_attention_heads=2,
-                hidden_size=32,
-                ffn_dim=64,
-                word_embed_proj_dim=32,
-                max_position_embeddings=64,
-                vocab_size=len(base),
-                eos_token_id=tok.eos_token_id,
-                bos_token_id=tok.eos_token_id,
-                pad_token_id=tok.eos_token_id,
-            )
+        config = LlamaConfig(
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            hidden_size=32,
+            intermediate_size=64,
+            max_position_embeddings=n_positions,
+            vocab_size=len(tok),
+            eos_token_id=eos,
+            bos_token_id=bos,
         )
-    model.save_pretrained(tmp_path)
-    tok.save_pretrained(tmp_path)
+        model = LlamaForCausalLM(config)
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return tok
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_pretrained_folder_loads_and_trains(family, tmp_path):
+    tok = tiny_pretrained(family, tmp_path)
     m = HFBackend(ModelConfig(backend="hf", name_or_path=str(tmp_path)), device="cpu").initial_model([], seed=0)
     assert m.tokenizer.pad_token == m.tokenizer.eos_token
+    if family == "llama":  # prompts start with BOS, answers do not
+        assert m.encode_prompts(["Q: red"])[0][0] == tok.bos_token_id != tok.eos_token_id
+        assert tok.bos_token_id not in m.encode_answers([" red"])[0]
+        assert m.encode_prompts([""]) == [[tok.bos_token_id]]
     before = state(m)
     stats = m.train(corpus(), train_cfg(max_steps=1), seed=0)
     assert stats.steps == 1 and not same_weights(before, state(m))
     assert math.isfinite(m.score(corpus()[:4], 4))
-    out = m.generate(["Q: red and blue?", "Q:"], GenerationConfig(max_new_tokens=5, temperature=0.0), seed=0)
-    assert len(out) == 2
+    cfg = GenerationConfig(max_new_tokens=5, temperature=0.0, batch_size=8)
+    prompts = ["Q: red and blue?", "Q:", "Q: a considerably longer prompt, red and gold and pink?"]
+    out = m.generate(prompts, cfg, seed=0)
+    assert len(out) == 3
+    assert out == [m.generate([p], cfg, seed=0)[0] for p in prompts]  # left padding changes nothing
     m.save(tmp_path / "saved")
-    assert HFBackend(ModelConfig(backend="hf", name_or_path=str(tmp_path / "saved")), device="cpu").load(
+    again = HFBackend(ModelConfig(backend="hf", name_or_path=str(tmp_path / "saved")), device="cpu").load(
         tmp_path / "saved"
-    ).score(corpus()[:4], 4) == m.score(corpus()[:4], 4)
+    )
+    assert again.score(corpus()[:4], 4) == m.score(corpus()[:4], 4)
+    assert again.generate(prompts, cfg, seed=0) == out
+
+
+class Killed(Exception):
+    """Stands for a kill at one of the workflow's named kill points (in-process: fast)."""
+
+
+def tiny_run(model: dict, generations: int = 1, **changes):
+    """tests/test_workflow_hf.py's tiny two-entity run on `model` (a `model` section), as a
+    RunConfig: generation 0 trains, generation 1 writes pools (batched, left padded), trains
+    on them, and every model is scored on every task."""
+    from crossgen.config import parse_config
+    from test_workflow_hf import TINY
+
+    return parse_config({**copy.deepcopy(TINY), "model": model, "generations": generations, **changes})
+
+
+def run_killed_and_resumed(cfg, out, point: str, monkeypatch):
+    """Run `cfg` into `out`, stopped at kill point `point`, then resume it to the end."""
+    from crossgen.workflow import loop
+    from crossgen.workflow.run import run_workflow
+
+    real = loop.kill_point
+
+    def kill_at(name: str) -> None:
+        if name == point:
+            raise Killed(name)
+        real(name)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(loop, "kill_point", kill_at)
+        with pytest.raises(Killed):
+            run_workflow(cfg, out)
+    assert not (out / "gen_001" / "losses.csv").exists()
+    return run_workflow(cfg, out, resume=True)
+
+
+def assert_same_run(a, b) -> None:
+    """Two run directories with equal losses and equal pools."""
+    import pandas as pd
+
+    pd.testing.assert_frame_equal(pd.read_csv(a / "losses.csv"), pd.read_csv(b / "losses.csv"))
+    for pool in sorted((a / "gen_001" / "pool").glob("*.jsonl")):
+        assert pool.read_text() == (b / "gen_001" / "pool" / pool.name).read_text()
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_pretrained_folder_runs_through_the_workflow_and_resumes(family, tmp_path, monkeypatch):
+    """A pretrained folder of each family through a generation of the workflow: train, write
+    pools (generation with left padding), score, save; killed after one entity's update and
+    resumed, it equals the uninterrupted run."""
+    tiny_pretrained(family, tmp_path / "pretrained", n_positions=128)
+    cfg = tiny_run({"backend": "hf", "name_or_path": str(tmp_path / "pretrained")})
+    from crossgen.workflow.run import run_workflow
+
+    run_workflow(cfg, tmp_path / "ref")
+    run_killed_and_resumed(cfg, tmp_path / "run", "gen1.train.science", monkeypatch)
+    assert_same_run(tmp_path / "ref", tmp_path / "run")
+    import pandas as pd
+
+    losses = pd.read_csv(tmp_path / "ref" / "losses.csv")
+    assert len(losses) == 2 * 2 * 3 and losses.loss.notna().all()
+    pool = (tmp_path / "ref" / "gen_001" / "pool" / "science.jsonl").read_text().splitlines()
+    assert pool and all('"source": "synthetic:science:0"' in row for row in pool)
+    assert (tmp_path / "ref" / "gen_001" / "models" / "science" / "model.safetensors").is_file()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")

@@ -106,12 +106,48 @@ class LinearModelConfig(Strict):
     features: Optional[Path] = Field(default=None, description="a theory .npz file instead of generated features")
 
 
+LORA_TARGETS = "a list of module names of the model (e.g. [q_proj, v_proj]) or 'all-linear'"
+
+
+class LoraConfig(Strict):
+    """LoRA adapters (the peft library) instead of full fine-tuning (backend 'hf').
+
+    The initial model gets one adapter, seeded; every update trains that adapter only (the
+    base weights stay frozen), and generation t's adapter is generation t-1's trained
+    further. Checkpoints of trained models hold the adapter alone and name the run's
+    `initial/` folder as their base (docs/DESIGN.md, the hf backend).
+    """
+
+    r: int = Field(default=8, ge=1, description="rank of each adapter's low-rank update")
+    alpha: int = Field(default=16, ge=1, description="scale of the update: it is multiplied by alpha / r")
+    dropout: float = Field(default=0.05, ge=0, lt=1, description="dropout on the adapters' input while training")
+    target_modules: Optional[Union[list[str], str]] = Field(
+        default=None,
+        description="the modules that get an adapter: names (matched against the end of module paths) or "
+        "'all-linear' (None: peft's default for the architecture, e.g. q_proj and v_proj for OPT and Llama)",
+    )
+
+    @field_validator("target_modules", mode="before")
+    @classmethod
+    def _names(cls, value: Any) -> Any:
+        if value is None or value == "all-linear":
+            return value
+        if (
+            not isinstance(value, list)
+            or not value
+            or not all(isinstance(v, str) and v.strip() and v == v.strip() for v in value)
+        ):
+            raise InputError("", value, f"{LORA_TARGETS}, or null for peft's default")
+        return value
+
+
 class ModelConfig(Strict):
     """Which model every entity trains.
 
     backend: a registered backend (`crossgen.backends.backend_names()`), checked when the
     run is built. hf: a pretrained causal LM (`name_or_path`: hub id or local folder) or a
-    small model built from `scratch`. linear: the theory's model (`linear`).
+    small model built from `scratch`; `lora` trains LoRA adapters instead of every weight
+    (None: full fine-tuning, as in the paper). linear: the theory's model (`linear`).
     """
 
     backend: str = "hf"
@@ -123,6 +159,9 @@ class ModelConfig(Strict):
     restart_each_generation: bool = Field(
         default=False, description="train each generation from the initial model instead of the previous checkpoint"
     )
+    lora: Optional[LoraConfig] = Field(
+        default=None, description="train LoRA adapters only (backend 'hf'; None: full fine-tuning, as in the paper)"
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelConfig:
@@ -133,6 +172,8 @@ class ModelConfig(Strict):
                 "exactly one of name_or_path (pretrained hub id or folder) or scratch (build from config) "
                 "for backend 'hf'",
             )
+        if self.backend == "linear" and self.lora is not None:
+            raise InputError("lora", "{...}", "null for backend 'linear' (LoRA adapts transformers models)")
         if self.backend == "linear" and self.linear is None:
             self.linear = LinearModelConfig()
         return self
@@ -212,6 +253,28 @@ class ResourcesConfig(Strict):
     )
 
 
+class TrackingConfig(Strict):
+    """Experiment tracking (docs/metrics.md, "Experiment tracking"): the training curves of
+    every update through the transformers Trainer's own reporting, and after every
+    generation each row of its losses and metric tables as a scalar with step = generation.
+    The backend's package is checked when the run starts (pip extras tracking, wandb, mlflow);
+    none of this changes what the run computes."""
+
+    backend: Literal["none", "tensorboard", "wandb", "mlflow"] = Field(
+        default="none", description="where to send them: tensorboard (event files, offline), wandb, mlflow, none"
+    )
+    dir: Optional[str] = Field(
+        default=None,
+        min_length=1,
+        description="tensorboard: the folder of this run's event files (default <run dir>/tensorboard); "
+        "wandb: its local folder (WANDB_DIR); mlflow: the tracking URI, a folder or a server URL",
+    )
+    project: Optional[str] = Field(
+        default=None, min_length=1, description="wandb project / mlflow experiment (default: the run's name)"
+    )
+    logging_steps: int = Field(default=10, ge=1, description="optimizer steps per point of a training curve")
+
+
 class RunConfig(Strict):
     """A whole experiment: K entities, T generations, the weights and every setting."""
 
@@ -242,6 +305,7 @@ class RunConfig(Strict):
     generation: GenerationConfig = GenerationConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     resources: ResourcesConfig = ResourcesConfig()
+    tracking: TrackingConfig = TrackingConfig()
 
     @model_validator(mode="after")
     def _consistent(self) -> RunConfig:
@@ -281,7 +345,17 @@ class RunConfig(Strict):
         (its models and losses), whatever their later alpha and beta."""
         data = self.model_dump(
             mode="json",
-            exclude={"name", "alpha", "beta", "initial_beta", "generations", "training", "mixing", "resources"},
+            exclude={
+                "name",
+                "alpha",
+                "beta",
+                "initial_beta",
+                "generations",
+                "training",
+                "mixing",
+                "resources",
+                "tracking",
+            },
         )
         for entity in data["entities"]:
             entity.pop("alpha", None)

@@ -73,3 +73,12 @@ def check_positive(field: str, value: Any) -> float:
     if not (x > 0 and math.isfinite(x)):
         raise InputError(field, value, "a finite number > 0")
     return x
+
+
+class EntityTaskError(RuntimeError):
+    """One entity's part of a generation failed in a worker (an exception, or the worker died);
+    the run directory keeps what finished, so the run resumes like any interrupted one."""
+
+    def __init__(self, phase: str, generation: int, entity: str, cause: str):
+        super().__init__(f"generation {generation}, entity {entity}: {phase} failed: {cause}")
+        self.phase, self.generation, self.entity = phase, generation, entity

@@ -15,7 +15,7 @@ import typer
 from crossgen import __version__
 from crossgen.cli import experiments, metrics, report, sweep, theory
 from crossgen.cli.common import stderr
-from crossgen.errors import InputError, StorageError
+from crossgen.errors import EntityTaskError, InputError, StorageError
 
 app = typer.Typer(
     add_completion=False,
@@ -59,7 +59,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     except InputError as exc:
         stderr.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         return 2
-    except StorageError as exc:
+    except (StorageError, EntityTaskError) as exc:
         stderr.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         return 1
     except KeyboardInterrupt:

@@ -21,6 +21,15 @@ def run(
     overrides: Optional[list[str]] = typer.Option(
         None, "--set", help="override a setting: key.path=value (YAML value)"
     ),
+    executor: str = typer.Option(
+        "sequential",
+        "--executor",
+        help="where the K entities of a generation run: sequential, process (one worker per entity on this "
+        "machine) or ray (tasks asking for resources.cpus / resources.gpus each)",
+    ),
+    ray_address: Optional[str] = typer.Option(
+        None, "--ray-address", help="Ray cluster to join with --executor ray (default: RAY_ADDRESS, else local)"
+    ),
 ) -> None:
     """Run the interactive training workflow of one config into a run directory."""
     from crossgen.config import load_config
@@ -31,8 +40,14 @@ def run(
 
     cfg = load_config(resolve_config(config), parse_overrides(overrides))
     started = time.perf_counter()
+    _check_executor(executor, ray_address)
     store = run_experiment(
-        cfg, out_dir, resume=resume, progress=RichProgress(cfg.name, console=stderr, note=threads_note(cfg))
+        cfg,
+        out_dir,
+        resume=resume,
+        progress=RichProgress(cfg.name, console=stderr, note=threads_note(cfg, executor)),
+        executor=executor,
+        ray_address=ray_address,
     )
     write_run_report([store.root], store.root / "report.html")
     stderr.print(f"run finished in {time.perf_counter() - started:.1f} s")
@@ -84,17 +99,34 @@ def demo(
     stdout.print(str(report))
 
 
-def threads_note(cfg) -> Optional[str]:
+def threads_note(cfg, executor: str = "sequential") -> Optional[str]:
     """How many CPU threads the run's models use (language-model backends only)."""
     from crossgen.backends.registry import get_backend
 
     if not get_backend(cfg.model.backend).TEXT:
         return None
+    if executor == "process":
+        import os
+
+        threads = cfg.resources.threads or max(1, (os.cpu_count() or 1) // cfg.K)
+        how = "resources.threads" if cfg.resources.threads else "the cores shared out; set resources.threads to change"
+        return f"{cfg.name}: {cfg.K} worker processes, {threads} CPU threads each ({how})"
+    if executor == "ray":
+        return f"{cfg.name}: Ray tasks of {cfg.resources.cpus:g} CPUs and {cfg.resources.gpus:g} GPUs per entity"
     import torch
 
     threads = cfg.resources.threads or torch.get_num_threads()
     how = "resources.threads" if cfg.resources.threads else "torch's default; set resources.threads to change"
     return f"{cfg.name}: {threads} CPU threads ({how})"
+
+
+def _check_executor(executor: str, ray_address: Optional[str]) -> None:
+    from crossgen.workflow.executors import EXECUTORS
+
+    if executor not in EXECUTORS:
+        raise InputError("--executor", executor, "one of " + ", ".join(EXECUTORS))
+    if ray_address and executor != "ray":
+        raise InputError("--ray-address", ray_address, "only with --executor ray")
 
 
 def _parse_alphas(text: str) -> list[float]:

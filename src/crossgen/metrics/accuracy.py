@@ -31,9 +31,11 @@ only what is missing.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
+import pandas as pd
 
 from crossgen.data import Example
 from crossgen.io import read_jsonl, write_table
@@ -132,6 +134,11 @@ def accuracy_rows(model: Any, data: ExperimentData, t: int, name: str, cfg: RunC
     return rows
 
 
+def part_path(family_file: Path, entity: str) -> Path:
+    """One entity's rows of a family, before all K are merged (gen_NNN/metrics/parts/)."""
+    return family_file.parent / "parts" / f"{family_file.stem}.{entity}.csv"
+
+
 class ModelMetricWriter:
     """The loop's ``model_metrics`` callback: accuracy and reference perplexity (see the
     module doc). `reference` is a fixed reference model (evaluation.reference_model names
@@ -141,18 +148,22 @@ class ModelMetricWriter:
         ev = cfg.evaluation
         self.families = {ACCURACY: ev.accuracy, REFERENCE: ev.reference_perplexity and ev.embedding_prompts > 0}
         self.reference = reference
-        self.pending: dict[tuple[int, str], dict[int, list[dict]]] = {}
 
     def __call__(self, ev: ModelEvaluation) -> None:
+        """Write this model's rows as a part file; whoever finds all K parts written merges
+        them into the family's file. Stateless, so entities may run in separate processes
+        (two that finish together both merge, into the same bytes)."""
+        names = [e.name for e in ev.cfg.entities]
         for family, enabled in self.families.items():
             path = family_path(ev.store.gen_dir(ev.t), family)
             if not enabled or path.exists():
                 continue
-            done = self.pending.setdefault((ev.t, family), {})
-            done[ev.k] = self._rows(family, ev)
-            if len(done) == len(ev.cfg.entities):
-                write_table(path, frame([r for k in sorted(done) for r in done[k]]))
-                del self.pending[(ev.t, family)]
+            part = part_path(path, ev.name)
+            if not part.exists():
+                write_table(part, frame(self._rows(family, ev)))
+            parts = [part_path(path, name) for name in names]
+            if all(p.exists() for p in parts):
+                write_table(path, pd.concat([pd.read_csv(p) for p in parts], ignore_index=True))
 
     def _rows(self, family: str, ev: ModelEvaluation) -> list[dict]:
         if family == ACCURACY:

@@ -11,6 +11,8 @@ homogenization_figure  spread across models and diversity within a model over ge
 semantic_figure      semantic distance to the correct answer per (model, task)
 theory_figure        linear-backend runs: observed losses over the theory's prediction
                      E[loss of model k on task m] = mspe[t, k, m] / n_m + sigma2
+accuracy_figure      task accuracy per generation of each dataset's own model and of the
+                     other models, one line per condition with its 95% band, chance dotted
 Every function takes the runs of one experiment (same entities and tasks) and returns a
 matplotlib Figure, or None when the runs have no data for it.
 """
@@ -543,3 +545,88 @@ def vendi_figure(runs: list[RunData]) -> Optional[Figure]:
 
 def real_text_figure(runs: list[RunData]) -> Optional[Figure]:
     return metric_figure(runs, REAL_PANELS, "Distance of the completions to the real answers (mean over models)")
+
+
+# -- task accuracy (the accuracy family of the tidy metrics table) --------------------------------
+def _mean_series(frame, models: list[str], metric: str, dataset: str):
+    """(generations, value, low, high) of `metric` averaged over `models`; None without rows."""
+    if frame.empty or not models:
+        return None
+    sub = frame[(frame["metric"] == metric) & (frame["dataset"] == dataset) & frame["model"].isin(models)]
+    if sub.empty:
+        return None
+    per_gen = sub.groupby("generation")[["value", "low", "high"]].mean().sort_index()
+    return (
+        per_gen.index.to_numpy(),
+        per_gen["value"].to_numpy(dtype=float),
+        per_gen["low"].to_numpy(dtype=float),
+        per_gen["high"].to_numpy(dtype=float),
+    )
+
+
+def accuracy_figure(runs: list[RunData]) -> Optional[Figure]:
+    """Columns = datasets with accuracy rows (judged by acc, else exact_match); top row: the model
+    whose private task the dataset is, bottom row: the mean of the other models; one line per
+    condition (α) with its 95% band (the models' intervals averaged), chance level dotted."""
+    from crossgen.report.tables import primary_accuracy
+
+    conds = conditions(runs)
+    run = runs[0]
+    columns = []
+    for label, ds in _dataset_labels(run):
+        metric = next((m for c in conds if (m := primary_accuracy(c.table("metrics"), ds)) is not None), None)
+        if metric is not None:
+            columns.append((label, ds, metric))
+    if not columns:
+        return None
+    multi_beta = len(betas(conds)) > 1
+    fig = Figure(figsize=(max(3.6 * len(columns), 5.0), 2.7 * 2 + 1.0), layout="constrained")
+    axes = fig.subplots(2, len(columns), squeeze=False, sharex=True, sharey=True)
+    for col, (label, ds, metric) in enumerate(columns):
+        own = [m for m, task in zip(run.entities, run.private_tasks) if task == ds]
+        others = [m for m in run.entities if m not in own]
+        for r, models in enumerate((own, others)):
+            ax = axes[r][col]
+            for n, cond in enumerate(conds):
+                s = _mean_series(cond.table("metrics"), models, metric, ds)
+                if s is None:
+                    continue
+                gens, value, low, high = s
+                color = CONDITION_COLORS[n % len(CONDITION_COLORS)]
+                style = "-" if not multi_beta else ["-", "--", ":", "-."][betas(conds).index(cond.beta) % 4]
+                ax.plot(
+                    gens,
+                    value,
+                    color=color,
+                    marker="o",
+                    markersize=3.5,
+                    linewidth=1.8,
+                    linestyle=style,
+                    label=_condition_legend_label(cond, multi_beta),
+                )
+                if np.isfinite(low).any():
+                    ax.fill_between(gens, low, high, color=color, alpha=0.15, linewidth=0)
+            chance = _mean_series(conds[0].table("metrics"), run.entities, "chance", ds)
+            if chance is not None and models:
+                ax.plot(chance[0], chance[1], color=PUBLIC_COLOR, linestyle=":", linewidth=1.6, label="chance")
+            if r == 0:
+                ax.set_title(f"{label}: {metric}", fontsize=10)
+            else:
+                ax.set_xlabel("generation")
+            _int_xaxis(ax)
+    axes[0][0].set_ylabel("its own model", fontsize=9)
+    axes[1][0].set_ylabel("the other models (mean)", fontsize=9)
+    handles: dict[str, Line2D] = {}
+    for ax in axes.flat:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    fig.legend(
+        list(handles.values()),
+        list(handles),
+        loc="outside lower center",
+        ncol=min(len(handles), 6),
+        fontsize=8,
+        frameon=False,
+    )
+    fig.suptitle("Task accuracy per generation (95% bands over the test prompts)", fontsize=11)
+    return fig

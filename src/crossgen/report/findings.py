@@ -22,7 +22,19 @@ from typing import Optional
 import numpy as np
 
 from crossgen.report.runs import Condition, RunData, conditions, experiments, fmt_weight
-from crossgen.report.tables import CONSTANT, DECREASE, INCREASE, LOSS_THRESHOLD, classify, initial_final
+from crossgen.report.tables import (
+    ACCURACY_METRICS,
+    CONSTANT,
+    DECREASE,
+    INCREASE,
+    LOSS_THRESHOLD,
+    Interval,
+    classify,
+    classify_intervals,
+    initial_final,
+    initial_final_interval,
+    primary_accuracy,
+)
 
 HELD, NOT_HELD, NOT_TESTABLE = "held", "did not hold", "not testable"
 FROM_SCRATCH_LOSS = 6.0
@@ -267,4 +279,102 @@ def metric_finding(runs: list[RunData], metric: str, label: str, higher: str) ->
             else:
                 verdict = f"no clear difference between α = {a} and α = 0 (a higher value means {higher})."
             out.append(f"{text}: {verdict}")
+    return out
+
+
+# -- task accuracy: do the models gain on each other's tasks while their text narrows? ----------
+DIVERSITY = (("distinct_2", "distinct-2", -1), ("self_bleu", "self-BLEU", +1))  # (metric, label, sign of a fall)
+
+
+@dataclass
+class Observation:
+    """A check computed from the data that is not one of the paper's claims."""
+
+    status: str
+    text: str
+    context: str = ""
+
+
+def _metric_change(frame, keys: dict) -> Optional[tuple[Interval, Interval]]:
+    """((value, low, high) initial, final) of the rows matching `keys`; None without two generations."""
+    sub = frame
+    for k, v in keys.items():
+        sub = sub[sub[k] == v]
+    sub = sub[np.isfinite(sub["value"].astype(float))]
+    return initial_final_interval(sub, {}) if sub["generation"].nunique() >= 2 else None
+
+
+def _diversity_change(frame, run: RunData, metric: str) -> Optional[tuple[float, float]]:
+    """(initial, final) mean of a lexical metric over the entities' rows (every dataset)."""
+    sub = frame[(frame["metric"] == metric) & frame["model"].isin(run.entities)] if not frame.empty else frame
+    if sub.empty:
+        return None
+    sub = sub[np.isfinite(sub["value"].astype(float))]
+    if sub["generation"].nunique() < 2:
+        return None
+    per_gen = sub.groupby("generation")["value"].mean().sort_index()
+    return float(per_gen.iloc[0]), float(per_gen.iloc[-1])
+
+
+def accuracy_observation(conds: list[Condition], run: RunData, where: str) -> Observation:
+    """At α = 0.5: did accuracy on the other models' tasks rise (every Model i on Task j ≠ i,
+    initial → final, point values; how many with disjoint 95% intervals) while the lexical
+    diversity of the completions fell (distinct-2, mean over models and datasets, fell, or
+    self-BLEU rose)? 'held' when both, 'did not hold' otherwise."""
+    cond = _pick(conds, 0.5)
+    if cond is None:
+        return Observation(NOT_TESTABLE, f"No α = 0.5 run{where}.")
+    if run.K < 2:
+        return Observation(NOT_TESTABLE, f"K = 1{where}: there are no other models' tasks.")
+    frame = cond.table("metrics")
+    pairs = []
+    for i in range(run.K):
+        for j in range(run.K):
+            metric = primary_accuracy(frame, run.private_tasks[j])
+            if i == j or metric is None:
+                continue
+            change = _metric_change(
+                frame, {"model": run.entities[i], "dataset": run.private_tasks[j], "metric": metric}
+            )
+            if change is not None:
+                pairs.append((f"Model {i + 1} on Task {j + 1} ({metric})", *change))
+    if not pairs:
+        return Observation(
+            NOT_TESTABLE, f"The α = 0.5 run{where} has no accuracy on the other models' tasks at two generations."
+        )
+    rose = [p for p in pairs if p[2][0] > p[1][0]]
+    clear = [p for p in pairs if classify_intervals(p[1], p[2]) == INCREASE]
+    listed = ", ".join(f"{label} {a[0]:.2f} → {b[0]:.2f}" for label, a, b in pairs)
+    text = (
+        f"At α = 0.5{where}, accuracy on the other models' tasks rose for {len(rose)} of {len(pairs)} pairs "
+        f"(95% intervals apart for {len(clear)}): {listed}"
+    )
+    lexical = frame[frame["metric"].isin([m for m, _, _ in DIVERSITY])]
+    changes = [(label, sign, _diversity_change(lexical, run, metric)) for metric, label, sign in DIVERSITY]
+    measured = [(label, sign, c) for label, sign, c in changes if c is not None]
+    if not measured:
+        return Observation(NOT_TESTABLE, text + "; no lexical diversity (distinct-n, self-BLEU) at two generations.")
+    fell = [label for label, sign, (a, b) in measured if sign * (b - a) > 0]
+    parts = ", ".join(f"{label} {a:.3f} → {b:.3f}" for label, _, (a, b) in measured)
+    verdict = "fell" if fell else "did not fall"
+    text += f"; lexical diversity {verdict} (mean over models and datasets: {parts})."
+    return Observation(HELD if len(rose) == len(pairs) and fell else NOT_HELD, text)
+
+
+def accuracy_observations(runs: list[RunData]) -> list[Observation]:
+    """`accuracy_observation` per experiment and β, for the runs with accuracy rows."""
+    out = []
+    groups = experiments(runs)
+    for runs_of in groups:
+        conds = conditions(runs_of)
+        if not any(c.table("metrics")["metric"].isin(ACCURACY_METRICS).any() for c in conds):
+            continue
+        for beta in dict.fromkeys(c.beta for c in conds):
+            subset = [c for c in conds if c.beta == beta]
+            run = subset[0].first
+            context = [f"K = {run.K} ({', '.join(run.entities)})"] if len(groups) > 1 else []
+            context.append(f"β = {fmt_weight(beta)}")
+            found = accuracy_observation(subset, run, " (" + ", ".join(context) + ")")
+            found.context = ", ".join(context)
+            out.append(found)
     return out

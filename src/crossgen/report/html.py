@@ -15,7 +15,7 @@ from typing import Optional
 
 from crossgen.report import figures, tables
 from crossgen.report.embed import img_tag, png_bytes
-from crossgen.report.findings import HELD, NOT_HELD, findings, metric_finding, notes
+from crossgen.report.findings import HELD, NOT_HELD, accuracy_observations, findings, metric_finding, notes
 from crossgen.report.runs import RunData, experiments, fmt_weight
 
 SECTIONS = [
@@ -27,6 +27,7 @@ SECTIONS = [
     ("pca", "PCA"),
     ("homogenization", "Homogenization"),
     ("semantic", "Semantic distance"),
+    ("accuracy", "Task accuracy"),
     ("diversity", "Lexical diversity"),
     ("vendi", "Embedding diversity"),
     ("realtext", "Distance to real text"),
@@ -61,6 +62,8 @@ td.increase, .swatch.increase { background: #f9d3cf; }
 td.decrease, .swatch.decrease { background: #cfe9d2; }
 td.constant, .swatch.constant { background: #e6e8ec; }
 td.missing { color: var(--muted); }
+table.better-higher td.increase, .better-higher .swatch.increase { background: #cfe9d2; }
+table.better-higher td.decrease, .better-higher .swatch.decrease { background: #f9d3cf; }
 .swatch { padding: 1px 7px; border-radius: 3px; margin-right: 6px; color: var(--fg); }
 img { max-width: 100%; height: auto; display: block; margin: 8px 0; border: 1px solid var(--line); }
 ul.findings { list-style: none; padding: 0; }
@@ -265,6 +268,42 @@ def section_metric(runs_groups, section: str, make, alt: str, caption: str, runs
     return figure
 
 
+NO_ACCURACY = (
+    "No task accuracy in these runs (gen_NNN/metrics/accuracy.csv: text backends with evaluation.accuracy, "
+    "written while each generation is evaluated)."
+)
+
+
+def section_accuracy(runs_groups: list[list[RunData]], runs: list[RunData]) -> str:
+    """The accuracy change table and figure per experiment, with the α = 0.5 observation."""
+
+    def body(group: list[RunData]) -> str:
+        table = tables.accuracy_table(group)
+        if table is None or not table.rows:
+            return ""
+        md = tables.to_markdown(table)
+        figure = _figure(figures.accuracy_figure(group), "task accuracy per generation")
+        return (
+            tables.to_html(table)
+            + f"\n<details><summary>Markdown</summary><pre><code>{e(md)}</code></pre></details>\n"
+            + figure
+        )
+
+    parts = _per_experiment(runs_groups, body)
+    if not parts:
+        return _empty(NO_ACCURACY)
+    items = []
+    for o in accuracy_observations(runs):
+        cls = "held" if o.status == HELD else ("not-held" if o.status == NOT_HELD else "untestable")
+        items.append(
+            f'<li class="{cls}"><span class="badge {cls}">{e(o.status)}</span>'
+            f"<strong>With α = 0.5, accuracy on the other models' tasks rises while lexical diversity falls"
+            f"</strong><br>{e(o.text)}</li>"
+        )
+    head = '<ul class="findings">' + "".join(items) + "</ul>\n" if items else ""
+    return head + "\n".join(parts)
+
+
 NO_EMBEDDINGS = (
     "No embeddings in these runs (evaluation.embedding_prompts was 0, the linear backend, "
     "or the metrics hook did not run)."
@@ -330,6 +369,7 @@ def render_report(runs: list[RunData], theory_dir: Optional[Path] = None) -> str
             NO_EMBEDDINGS,
             "Mean over prompts of 1 − cos(embedding of the answer, embedding of the correct answer).",
         ),
+        "accuracy": section_accuracy(groups, runs),
         "diversity": section_metric(
             groups,
             "diversity",

@@ -11,6 +11,13 @@ The comparison uses the unrounded values as exact decimals (their shortest repr)
 binary floating point, while 1.0 -> 1.1000001 is an increase. Displayed numbers are rounded
 (2 decimals) only for display. Loss tables use threshold 0.1 (the paper's Delta <= 0.1). The
 similarity table marks every change (threshold 0): the paper's Table 3 colours changes of 0.03.
+
+Accuracy table (beyond the paper): one row per 'Model i on Task j (metric)' in the loss tables'
+order, for the accuracy family's metrics (acc, acc_norm, exact_match; see metrics/accuracy.py),
+each value with its 95% interval over prompts (the rows' low and high). Its change marks
+compare the intervals: 'increase' / 'decrease' when the final interval lies wholly above /
+below the initial one, 'constant' when they overlap; a value without an interval falls back
+to the exact comparison.
 """
 
 from __future__ import annotations
@@ -26,6 +33,10 @@ import pandas as pd
 
 LOSS_THRESHOLD = 0.1
 SIMILARITY_THRESHOLD = 0.0
+ACCURACY_METRICS = ("acc", "acc_norm", "exact_match")  # the accuracy family's scores, in table order
+CHANCE = "chance"  # the accuracy family's chance level (no interval)
+INTERVAL_LEGEND = "the 95% intervals do not overlap"
+Interval = tuple[float, float, float]  # (value, low, high)
 INCREASE, DECREASE, CONSTANT, MISSING = "increase", "decrease", "constant", "missing"
 MARK = {INCREASE: "↑", DECREASE: "↓", CONSTANT: "=", MISSING: ""}
 ARROW = "→"
@@ -58,6 +69,42 @@ class Cell:
 
 
 @dataclass
+class IntervalCell(Cell):
+    """A change between two values with their 95% intervals (NaN: none)."""
+
+    initial_low: float = float("nan")
+    initial_high: float = float("nan")
+    final_low: float = float("nan")
+    final_high: float = float("nan")
+
+    def text(self, digits: int) -> str:
+        if self.status == MISSING:
+            return "–"
+
+        def one(value: float, low: float, high: float) -> str:
+            text = f"{value:.{digits}f}"
+            return text + (f" [{low:.{digits}f}, {high:.{digits}f}]" if math.isfinite(low + high) else "")
+
+        initial = one(self.initial, self.initial_low, self.initial_high)
+        return f"{initial} {ARROW} {one(self.final, self.final_low, self.final_high)} {MARK[self.status]}"
+
+
+def classify_intervals(initial: Interval, final: Interval) -> str:
+    """'increase' / 'decrease' when the final (value, low, high) interval lies wholly above /
+    below the initial one, 'constant' when they overlap; without intervals, the exact change."""
+    (a, a_low, a_high), (b, b_low, b_high) = initial, final
+    if not (math.isfinite(a) and math.isfinite(b)):
+        return MISSING
+    if not math.isfinite(a_low + a_high + b_low + b_high):
+        return classify(a, b, 0.0)
+    if b_low > a_high:
+        return INCREASE
+    if b_high < a_low:
+        return DECREASE
+    return CONSTANT
+
+
+@dataclass
 class ChangeTable:
     title: str
     rows: list[str]
@@ -67,8 +114,14 @@ class ChangeTable:
     digits: int = 2
     threshold: float = LOSS_THRESHOLD
     notes: list[str] = field(default_factory=list)
+    rule: str = ""  # when a change counts, if not by the threshold (the accuracy table's intervals)
+    higher_is_better: bool = False  # colours: an increase is good (accuracy), not bad (loss)
 
     def legend(self) -> str:
+        if self.rule:
+            return (
+                f"{MARK[INCREASE]} increase, {MARK[DECREASE]} decrease ({self.rule}), {MARK[CONSTANT]} no clear change"
+            )
         if self.threshold > 0:
             return (
                 f"{MARK[INCREASE]} increase, {MARK[DECREASE]} decrease, {MARK[CONSTANT]} constant "
@@ -140,6 +193,96 @@ def loss_table_from_frames(
         threshold,
         [key] if key else [],
     )
+
+
+def initial_final_interval(frame: pd.DataFrame, keys: dict) -> tuple[Interval, Interval]:
+    """(value, low, high) at the first and at the last generation of the rows matching `keys`
+    (means if several; NaN without rows)."""
+    sub = frame
+    for k, v in keys.items():
+        sub = sub[sub[k] == v]
+    if sub.empty:
+        nan = float("nan")
+        return (nan, nan, nan), (nan, nan, nan)
+    per_gen = sub.groupby("generation")[["value", "low", "high"]].mean().sort_index().astype(float)
+    first, last = per_gen.iloc[0], per_gen.iloc[-1]
+    return (
+        (float(first["value"]), float(first["low"]), float(first["high"])),
+        (float(last["value"]), float(last["low"]), float(last["high"])),
+    )
+
+
+def primary_accuracy(frame, dataset: str) -> Optional[str]:
+    """The accuracy metric a dataset is judged by: acc (multiple choice) or exact_match
+    (generated answers), whichever its rows have."""
+    if frame.empty:
+        return None
+    have = set(frame.loc[frame["dataset"] == dataset, "metric"])
+    return next((m for m in ("acc", "exact_match", "acc_norm") if m in have), None)
+
+
+def accuracy_table_from_frames(
+    columns: Sequence[tuple[str, pd.DataFrame]],
+    models: Sequence[str],
+    tasks: Sequence[str],
+    public: Optional[str] = None,
+    groups: Sequence[tuple[str, int]] = (),
+    title: str = "",
+    digits: int = 2,
+) -> ChangeTable:
+    """The accuracy change table: `columns` are (label, tidy metrics frame); rows 'Model i on
+    Task j (metric)' for every accuracy metric with rows, in the loss tables' order."""
+    K = len(models)
+    pairs = [(f"Model {i + 1} on Task {j + 1}", models[i], tasks[j]) for i, j in paper_row_order(K)]
+    if public is not None:
+        pairs += [(f"Model {i + 1} on D*", models[i], public) for i in range(K)]
+    labels: list[str] = []
+    cells: list[list[Optional[Cell]]] = []
+    for label, model, dataset in pairs:
+        for metric in ACCURACY_METRICS:
+            row: list[Optional[Cell]] = []
+            for _, frame in columns:
+                if frame.empty or "metric" not in frame:
+                    row.append(None)
+                    continue
+                a, b = initial_final_interval(frame, {"model": model, "dataset": dataset, "metric": metric})
+                row.append(IntervalCell(a[0], b[0], classify_intervals(a, b), a[1], a[2], b[1], b[2]))
+            if any(c is not None and c.status != MISSING for c in row):
+                labels.append(f"{label} ({metric})")
+                cells.append(row)
+    key = ", ".join(f"Model {i + 1} = {m} (Task {i + 1} = {t})" for i, (m, t) in enumerate(zip(models, tasks)))
+    notes = [key] if key else []
+    chance = _chance_levels([f for _, f in columns], [*tasks, *([public] if public else [])])
+    if chance:
+        notes.append("chance: " + ", ".join(f"{t} {c:.{digits}f}" for t, c in chance))
+    notes.append(
+        "acc: the option of highest log-likelihood is right; acc_norm: the same per character of the option; "
+        "exact_match: the greedy answer is right. [low, high]: 95% bootstrap interval over the test prompts."
+    )
+    return ChangeTable(
+        title,
+        labels,
+        [c for c, _ in columns],
+        cells,
+        list(groups),
+        digits,
+        0.0,
+        notes,
+        rule=INTERVAL_LEGEND,
+        higher_is_better=True,
+    )
+
+
+def _chance_levels(frames: Sequence[pd.DataFrame], datasets: Sequence[str]) -> list[tuple[str, float]]:
+    """(dataset, chance level) of the multiple-choice datasets: the mean of their chance rows."""
+    rows = [f[f["metric"] == CHANCE] for f in frames if not f.empty and "metric" in f]
+    found = pd.concat(rows) if rows else pd.DataFrame()
+    out = []
+    for ds in dict.fromkeys(datasets):
+        sub = found[found["dataset"] == ds] if not found.empty else found
+        if not sub.empty:
+            out.append((ds, float(sub["value"].mean())))
+    return out
 
 
 def similarity_table_from_frames(
@@ -237,6 +380,26 @@ def similarity_table(runs, threshold: float = SIMILARITY_THRESHOLD, digits: int 
     )
 
 
+def accuracy_table(runs, digits: int = 2) -> Optional[ChangeTable]:
+    """The accuracy table for runs of one experiment; None when no run has accuracy rows."""
+    from crossgen.report.runs import conditions, fmt_weight
+
+    conds = conditions(runs)
+    frames = [c.table("metrics") for c in conds]
+    if not any(not f.empty and f["metric"].isin(ACCURACY_METRICS).any() for f in frames):
+        return None
+    labels, groups, beta = _columns_and_groups(conds)
+    first = runs[0]
+    title = (
+        f"Task accuracy, initial → final (95% interval), K = {first.K}"
+        + (f", β = {fmt_weight(beta)}" if beta is not None else "")
+        + (f", {_t_text(conds)}" if _t_text(conds) else "")
+    )
+    return accuracy_table_from_frames(
+        list(zip(labels, frames)), first.entities, first.private_tasks, first.public_task, groups, title, digits
+    )
+
+
 # -- rendering ---------------------------------------------------------------------------
 def to_markdown(table: ChangeTable) -> str:
     header = ["", *table.column_labels()]
@@ -255,7 +418,8 @@ def to_markdown(table: ChangeTable) -> str:
 
 def to_html(table: ChangeTable) -> str:
     e = html.escape
-    out = ['<table class="change">']
+    css = "change better-higher" if table.higher_is_better else "change"
+    out = [f'<table class="{css}">']
     if table.title:
         out.append(f"<caption>{e(table.title)}</caption>")
     out.append("<thead>")
@@ -280,10 +444,13 @@ def to_html(table: ChangeTable) -> str:
         out.append(f"<tr><th>{e(label)}</th>{''.join(tds)}</tr>")
     out.append("</tbody></table>")
     legend = (
-        f'<p class="legend"><span class="swatch increase">increase {MARK[INCREASE]}</span> '
+        f'<p class="legend{" better-higher" if table.higher_is_better else ""}">'
+        f'<span class="swatch increase">increase {MARK[INCREASE]}</span> '
         f'<span class="swatch decrease">decrease {MARK[DECREASE]}</span> '
     )
-    if table.threshold > 0:
+    if table.rule:
+        legend += f'<span class="swatch constant">no clear change {MARK[CONSTANT]}</span> (↑, ↓: {e(table.rule)})'
+    elif table.threshold > 0:
         legend += (
             f'<span class="swatch constant">constant {MARK[CONSTANT]}</span> (|final − initial| ≤ {table.threshold:g})'
         )

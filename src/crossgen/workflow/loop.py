@@ -19,9 +19,9 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Literal, Optional, Protocol
 
 import numpy as np
 import pandas as pd
@@ -73,6 +73,27 @@ class ModelEvaluation:
 ModelMetrics = Callable[[ModelEvaluation], object]  # its return value is ignored
 
 
+@dataclass(frozen=True)
+class EntityTask:
+    """One entity's part of one phase ('pool', 'train' or 'evaluate') of generation t.
+
+    `arg` is the phase's input: for 'pool' the entries to complete (lean pools) or None for
+    the whole pool; for 'evaluate' whether losses.csv is still to be written."""
+
+    phase: Literal["pool", "train", "evaluate"]
+    t: int
+    k: int
+    arg: Any = None
+
+
+class EntityExecutor(Protocol):
+    """Runs a phase's entity tasks (`Workflow.run_task`), here or elsewhere: executors.py."""
+
+    name: str
+
+    def map(self, workflow: Workflow, tasks: Sequence[EntityTask]) -> list[Any]: ...
+
+
 class Workflow:
     """Runs (or resumes) one experiment into a run directory."""
 
@@ -85,6 +106,7 @@ class Workflow:
         progress: Optional[Progress] = None,
         evaluate_hook: Optional[Callable[[RunStore, int], object]] = None,  # return value ignored
         model_metrics: Optional[ModelMetrics] = None,
+        executor: Optional[EntityExecutor] = None,
     ):
         self.cfg = cfg
         self.data = data
@@ -93,6 +115,8 @@ class Workflow:
         self.progress = progress or NullProgress()
         self.evaluate_hook = evaluate_hook
         self.model_metrics = model_metrics
+        self.executor = executor  # None: entity after entity, in this process
+        self._pool_cache: Optional[tuple[int, list[list[Example]]]] = None
         self.names = [e.name for e in cfg.entities]
         self.paradigm = get_paradigm(cfg.mixing.paradigm)
 
@@ -124,20 +148,35 @@ class Workflow:
         return self.store
 
     def generation(self, t: int) -> None:
+        """The phases of generation t, each as K entity tasks run by the executor."""
         if t >= 1 and self._pool_needed(t):
             missing = [j for j, name in enumerate(self.names) if not self.store.pool_path(t, name).exists()]
             needed = self._drawn_entries(t) if missing and self._lean() else None
-            for j in missing:
-                self._make_pool(t, j, None if needed is None else needed[j])
-                kill_point(f"gen{t}.pool.{self.names[j]}")
-        pools = None  # read once per generation, only if some entity still trains on them
-        for k, name in enumerate(self.names):
-            if not self.store.model_dir(t, name).exists():
-                if pools is None:
-                    pools = self._pools(t) if t >= 1 and self._pool_needed(t) else []
-                self._train(t, k, pools)
-                kill_point(f"gen{t}.train.{name}")
+            self._run([EntityTask("pool", t, j, None if needed is None else needed[j]) for j in missing])
+        untrained = [k for k, name in enumerate(self.names) if not self.store.model_dir(t, name).exists()]
+        self._run([EntityTask("train", t, k) for k in untrained])
         self._evaluate(t)
+
+    def _run(self, tasks: list[EntityTask]) -> list:
+        if not tasks:
+            return []
+        if self.executor is None or self.executor.name == "sequential":
+            return [self.run_task(task) for task in tasks]
+        self.progress.phase(f"gen {tasks[0].t}: {tasks[0].phase}, {len(tasks)} entities on {self.executor.name}")
+        return self.executor.map(self, tasks)
+
+    def run_task(self, task: EntityTask) -> Any:
+        """One entity's part of a phase (what executors run; see executors.py)."""
+        t, k, name = task.t, task.k, self.names[task.k]
+        if task.phase == "pool":
+            self._make_pool(t, k, task.arg)
+            kill_point(f"gen{t}.pool.{name}")
+            return None
+        if task.phase == "train":
+            self._train(t, k, self._pools(t) if t >= 1 and self._pool_needed(t) else [])
+            kill_point(f"gen{t}.train.{name}")
+            return None
+        return self._evaluate_entity(t, k, need_losses=task.arg)
 
     # -- steps -------------------------------------------------------------------------
     def _pool_prompts(self, t: int, j: int) -> list:
@@ -214,7 +253,9 @@ class Workflow:
                     pools[j][r["index"]] = Example(r["prompt"], r["answer"], r["source"])
             return pools
         first = 1 if self.paradigm.pool_history else t
-        return [
+        if self._pool_cache is not None and self._pool_cache[0] == t:  # K trainings in this process
+            return self._pool_cache[1]
+        pools = [
             [
                 Example(r["prompt"], r["answer"], r["source"])
                 for s in range(first, t + 1)
@@ -223,6 +264,8 @@ class Workflow:
             ]
             for name in self.names
         ]
+        self._pool_cache = (t, pools)
+        return pools
 
     def _training_set(self, t: int, k: int, pools: list[list[Example]]) -> tuple[list[Example], Optional[list[float]]]:
         """Entity k's examples (and loss weights) at generation t, drawn with its own seed."""
@@ -268,30 +311,35 @@ class Workflow:
     def _evaluate(self, t: int) -> None:
         """losses.csv (every model on every task), completions for the embeddings, and the
         injected model metrics."""
-        ev = self.cfg.evaluation
         need_losses = not self.store.losses_path(t).exists()
-        rows = []
-        for k, name in enumerate(self.names):
-            need_completions = ev.embedding_prompts > 0 and not self.store.completions_path(t, name).exists()
-            if not (need_losses or need_completions):
-                self._model_metrics(t, k, None)
-                continue
-            self.progress.phase(f"gen {t}: evaluating {name}")
-            model = self.backend.load(self.store.model_dir(t, name))
-            if need_losses:
-                for task in self.data.tasks:
-                    test = task.test[: ev.test_size] if ev.test_size else task.test
-                    rows.append(
-                        {"generation": t, "model": name, "task": task.name, "loss": model.score(test, ev.batch_size)}
-                    )
-            if need_completions:
-                self._completions(t, k, model)
-            self._model_metrics(t, k, model)
+        results = self._run([EntityTask("evaluate", t, k, need_losses) for k in range(len(self.names))])
         if need_losses:
+            rows = [row for entity_rows in results for row in entity_rows]
             write_table(self.store.losses_path(t), pd.DataFrame(rows, columns=["generation", "model", "task", "loss"]))
         kill_point(f"gen{t}.losses")
         if self.evaluate_hook is not None:
             self.evaluate_hook(self.store, t)
+
+    def _evaluate_entity(self, t: int, k: int, need_losses: bool) -> list[dict]:
+        """Entity k's loss rows (if `need_losses`), completions and model metrics."""
+        ev, name = self.cfg.evaluation, self.names[k]
+        need_completions = ev.embedding_prompts > 0 and not self.store.completions_path(t, name).exists()
+        if not (need_losses or need_completions):
+            self._model_metrics(t, k, None)
+            return []
+        self.progress.phase(f"gen {t}: evaluating {name}")
+        model = self.backend.load(self.store.model_dir(t, name))
+        rows = []
+        if need_losses:
+            for task in self.data.tasks:
+                test = task.test[: ev.test_size] if ev.test_size else task.test
+                rows.append(
+                    {"generation": t, "model": name, "task": task.name, "loss": model.score(test, ev.batch_size)}
+                )
+        if need_completions:
+            self._completions(t, k, model)
+        self._model_metrics(t, k, model)
+        return rows
 
     def _model_metrics(self, t: int, k: int, model) -> None:
         """The injected model metrics of entity k's generation-t model (`model` if loaded)."""

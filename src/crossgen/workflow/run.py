@@ -12,7 +12,7 @@ from crossgen.backends.registry import get_backend
 from crossgen.config import RunConfig
 from crossgen.data import ExperimentData, derive_seed
 from crossgen.errors import InputError
-from crossgen.workflow.loop import INIT, ModelMetrics, Workflow
+from crossgen.workflow.loop import INIT, EntityExecutor, ModelMetrics, Workflow
 from crossgen.workflow.progress import Progress
 from crossgen.workflow.store import RunStore, copy_generation0
 
@@ -46,6 +46,7 @@ def run_workflow(
     generation0_from: Optional[Path] = None,
     evaluate_hook: Optional[Callable[[RunStore, int], object]] = None,  # return value ignored
     model_metrics: Optional[ModelMetrics] = None,
+    executor: Optional[EntityExecutor] = None,
 ) -> RunStore:
     """Run `cfg` into `out`, or with `resume` continue the run there (start it if absent).
 
@@ -69,6 +70,9 @@ def run_workflow(
     model_metrics
         Called with a `crossgen.workflow.loop.ModelEvaluation` for every model of every
         generation, after its losses and completions (None: nothing).
+    executor
+        Where the K entities of each phase run (`crossgen.workflow.executors`; None: one
+        after another in this process). The caller owns it (and closes it).
 
     Returns
     -------
@@ -92,7 +96,14 @@ def run_workflow(
         if generation0_from is not None and not store.is_complete(0):
             copy_generation0(RunStore.resume(generation0_from), store)
         workflow = Workflow(
-            cfg, data, backend, store, progress=progress, evaluate_hook=evaluate_hook, model_metrics=model_metrics
+            cfg,
+            data,
+            backend,
+            store,
+            progress=progress,
+            evaluate_hook=evaluate_hook,
+            model_metrics=model_metrics,
+            executor=executor,
         )
         return workflow.run(initial)
 

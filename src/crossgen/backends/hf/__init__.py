@@ -2,8 +2,8 @@
 
 `backend` (HFBackend, registered as "hf"; importing it does not import torch), `model`
 (HFModel), `train` (one generation's update through transformers' Trainer), `tokenizer`
-(the from-scratch byte-level BPE), `logging` (quiet transformers). `HFModel` is imported
-on first access.
+(the from-scratch byte-level BPE), `lora` (LoRA adapters through peft, `model.lora`),
+`logging` (quiet transformers). `HFModel` is imported on first access.
 """
 
 from __future__ import annotations

@@ -8,7 +8,9 @@ through unchanged, e.g. facebook/opt-350m, meta-llama/Llama-3.2-1B; a local fold
 offline cache), with weights in float32 unless ModelConfig.dtype says otherwise (see
 `_torch_dtype`), safetensors preferred, and EOS as the pad token when the tokenizer has
 none. From-scratch ones are GPT-2 (`ArchitectureConfig`) with a byte-level BPE tokenizer
-trained on the run's real text (tokenizer.py), initialised from `seed`.
+trained on the run's real text (tokenizer.py), initialised from `seed`. With ``model.lora``
+the initial model gets a LoRA adapter (lora.py), and checkpoints of trained models hold the
+adapter only, loaded back on the base folder they name.
 """
 
 from __future__ import annotations
@@ -80,18 +82,50 @@ class HFBackend:
 
     # -- Backend --------------------------------------------------------------------
     def initial_model(self, real_texts: Sequence[str], seed: int) -> HFModel:
+        """The shared starting model: built from scratch or loaded pretrained, with a fresh
+        LoRA adapter (initialised from `seed`) when ``model.lora`` is set."""
         if self.cfg.scratch is not None:
-            return self._scratch(real_texts, seed)
-        assert self.cfg.name_or_path is not None  # ModelConfig requires one of the two
-        return self._pretrained(self.cfg.name_or_path, seed)
+            model = self._scratch(real_texts, seed)
+        else:
+            assert self.cfg.name_or_path is not None  # ModelConfig requires one of the two
+            model = self._pretrained(self.cfg.name_or_path, seed)
+        if self.cfg.lora is not None:
+            from crossgen.backends.hf.lora import add_adapter
+            from crossgen.backends.hf.model import HFModel
+
+            model = HFModel(add_adapter(model.model, self.cfg.lora, seed), model.tokenizer, self.device)
+        return model
 
     def load(self, directory: Path) -> HFModel:
+        """A model saved by `HFModel.save`: a full model; a base folder with its LoRA adapter;
+        or a LoRA adapter folder, rebuilt on the base folder it names (lora.py). What was
+        saved decides, not ``model.lora``."""
+        from crossgen.backends.hf import lora
+
         directory = Path(directory)
+        allowed = "a folder written by HFModel.save"
+        if lora.is_adapter_folder(directory):
+            base = lora.base_folder(directory)
+            if base is None:
+                raise InputError(
+                    "model directory",
+                    str(directory),
+                    f"{allowed} whose LoRA base folder exists (see its {lora.BASE_FILE})",
+                )
+            return self._with_adapter(base, directory, allowed)
         if not (directory / "config.json").is_file():
-            raise InputError("model directory", str(directory), "a folder written by HFModel.save")
-        return self._from_pretrained(
-            str(directory), field="model directory", allowed="a folder written by HFModel.save"
-        )
+            raise InputError("model directory", str(directory), allowed)
+        if lora.has_adapter(directory):
+            return self._with_adapter(directory, directory / lora.ADAPTER_SUBDIR, allowed)
+        return self._from_pretrained(str(directory), field="model directory", allowed=allowed)
+
+    def _with_adapter(self, base: Path, adapter: Path, allowed: str) -> HFModel:
+        from crossgen.backends.hf.lora import _require_peft, load_adapter
+        from crossgen.backends.hf.model import HFModel
+
+        _require_peft()
+        model, tokenizer = self._load_parts(str(base), field="model directory", allowed=allowed)
+        return HFModel(load_adapter(model, adapter), tokenizer, self.device, base_dir=base)
 
     # -- construction ---------------------------------------------------------------
     def _scratch(self, real_texts: Sequence[str], seed: int) -> HFModel:
@@ -137,9 +171,14 @@ class HFBackend:
             return self._from_pretrained(str(path) if path.exists() else name, NAME_FIELD, NAME_ALLOWED)
 
     def _from_pretrained(self, name: str, field: str, allowed: str) -> HFModel:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
         from crossgen.backends.hf.model import HFModel
+
+        model, tokenizer = self._load_parts(name, field, allowed)
+        return HFModel(model, tokenizer, self.device)
+
+    def _load_parts(self, name: str, field: str, allowed: str) -> tuple[Any, Any]:
+        """(model, tokenizer) of a folder or hub id, the tokenizer left-padding with a pad token."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
 
         try:
             with quiet_transformers():
@@ -156,4 +195,4 @@ class HFBackend:
         tokenizer.padding_side = "left"
         if model.generation_config.pad_token_id is None:
             model.generation_config.pad_token_id = tokenizer.pad_token_id
-        return HFModel(model, tokenizer, self.device)
+        return model, tokenizer

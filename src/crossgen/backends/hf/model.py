@@ -20,6 +20,7 @@ Training goes through transformers' Trainer (train.py).
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,16 +52,27 @@ def _pad_id(tokenizer) -> int:
 
 
 class HFModel:
-    """A causal LM + tokenizer implementing `GenerativeModel`."""
+    """A causal LM + tokenizer implementing `GenerativeModel`.
 
-    def __init__(self, model, tokenizer, device: str):
+    `model` is a transformers causal LM, or a peft `PeftModelForCausalLM` (LoRA, lora.py):
+    then training updates the adapter only, and `save` writes the adapter alone once the
+    model has a base folder (`base_dir`: the folder with the frozen base weights it was
+    loaded from; None for a model that was never saved, whose first save writes the base).
+    """
+
+    def __init__(self, model, tokenizer, device: str, base_dir: Optional[Path] = None):
+        from crossgen.backends.hf.lora import is_peft_model
+
         self.model = model
         self.tokenizer = tokenizer
         self.device = device
+        self.lora = is_peft_model(model)
+        self.base_dir = Path(base_dir) if base_dir is not None else None
         self.model.to(device)
         self.model.eval()
-        if getattr(self.model, "loss_type", "x") is None:  # e.g. GPT2LMHeadModel: avoids a warning
-            self.model.loss_type = "ForCausalLM"
+        inner = model.get_base_model() if self.lora else model
+        if getattr(inner, "loss_type", "x") is None:  # e.g. GPT2LMHeadModel: avoids a warning
+            inner.loss_type = "ForCausalLM"
         self.context = _context_length(model)
 
     # -- tokenisation -------------------------------------------------------------
@@ -270,12 +282,48 @@ class HFModel:
         return [[next(sums)[0] for _ in options] for options in options_per_prompt]
 
     def checkpoint_bytes(self) -> int:
-        """About what `save` writes: every parameter and buffer in its current dtype."""
+        """About what `save` writes for a generation's checkpoint: every parameter and buffer
+        in its current dtype; with LoRA the adapter's tensors only (the base is written once,
+        to the run's initial folder)."""
+        if self.lora:
+            from crossgen.backends.hf.lora import adapter_bytes
+
+            return adapter_bytes(self.model)
         tensors = [*self.model.parameters(), *self.model.buffers()]
         return sum(t.numel() * t.element_size() for t in tensors)
 
     def save(self, directory: Path) -> None:
-        """save_pretrained (safetensors) of model and tokenizer, atomically."""
-        with atomic_path(Path(directory)) as tmp, quiet_transformers():
-            self.model.save_pretrained(tmp, safe_serialization=True)
-            self.tokenizer.save_pretrained(tmp)
+        """save_pretrained (safetensors) of model and tokenizer, atomically.
+
+        With LoRA (lora.py): a model that has a base folder elsewhere writes its adapter only,
+        naming that base; otherwise the folder becomes a base folder (the frozen base weights,
+        the tokenizer and the adapter in ``adapter/``), and this model's base from then on."""
+        directory = Path(directory)
+        if not self.lora:
+            with atomic_path(directory) as tmp, quiet_transformers():
+                self.model.save_pretrained(tmp, safe_serialization=True)
+                self.tokenizer.save_pretrained(tmp)
+            return
+        from crossgen.backends.hf import lora
+
+        final = Path(os.path.abspath(directory))
+        if self.base_dir is not None and Path(os.path.abspath(self.base_dir)) != final:
+            base = Path(os.path.abspath(self.base_dir))
+            with atomic_path(directory) as tmp, quiet_transformers():
+                lora.save_adapter(self.model, tmp, base)
+                lora.write_base_reference(tmp, final, base)
+            return
+        with atomic_path(directory) as tmp, quiet_transformers():
+            adapter = tmp / lora.ADAPTER_SUBDIR
+            lora.save_adapter(self.model, adapter, final)
+            # The base weights as they were before the adapter was added: unload() takes the
+            # LoRA layers out again (without merging); the adapter is then put back from the
+            # copy just written, so this model goes on as before whatever happens next.
+            base = self.model.unload()
+            try:
+                base.save_pretrained(tmp, safe_serialization=True)
+                self.tokenizer.save_pretrained(tmp)
+            finally:
+                self.model = lora.load_adapter(base, adapter).to(self.device)
+                self.model.eval()
+        self.base_dir = final

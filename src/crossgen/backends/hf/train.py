@@ -33,8 +33,11 @@ from __future__ import annotations
 import contextlib
 import gc
 import math
+import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import torch
@@ -45,6 +48,21 @@ from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from crossgen.backends.hf.logging import quiet_transformers
 
 IGNORE = -100
+
+
+@dataclass(frozen=True)
+class Reporting:
+    """Where the Trainer's own reporting (`report_to`) sends the training curve of the update
+    about to train: experiment tracking (`crossgen.tracking`) sets `REPORTING` before each
+    update; unset (the default), nothing is logged or reported."""
+
+    report_to: str  # "tensorboard", "wandb" or "mlflow"
+    run_name: str
+    logging_dir: Optional[str] = None  # tensorboard: this update's event folder
+    logging_steps: int = 10
+
+
+REPORTING: ContextVar[Optional[Reporting]] = ContextVar("crossgen_trainer_reporting", default=None)
 
 
 class ListDataset(torch.utils.data.Dataset):
@@ -266,8 +284,7 @@ def training_arguments(cfg, seed: int, output_dir: str, device: str) -> Training
         data_seed=seed,
         save_strategy="no",
         eval_strategy="no",
-        report_to="none",
-        logging_strategy="no",
+        **_reporting(REPORTING.get()),
         disable_tqdm=True,
         log_level="error",
         remove_unused_columns=False,
@@ -278,6 +295,39 @@ def training_arguments(cfg, seed: int, output_dir: str, device: str) -> Training
         include_num_input_tokens_seen="no",
         **_length_grouping(cfg.group_by_length),
     )
+
+
+def _reporting(reporting: Optional[Reporting]) -> dict[str, Any]:
+    """The logging arguments: none, or a curve every `logging_steps` steps to `report_to`."""
+    if reporting is None:
+        return {"report_to": "none", "logging_strategy": "no"}
+    args: dict[str, Any] = {
+        "report_to": [reporting.report_to],
+        "run_name": reporting.run_name,
+        "logging_strategy": "steps",
+        "logging_steps": reporting.logging_steps,
+        "logging_first_step": True,
+    }
+    if reporting.logging_dir is not None and "logging_dir" in TrainingArguments.__dataclass_fields__:
+        args["logging_dir"] = reporting.logging_dir  # transformers < 5; 5.x reads TENSORBOARD_LOGGING_DIR
+    return args
+
+
+@contextlib.contextmanager
+def _tensorboard_dir(reporting: Optional[Reporting]) -> Iterator[None]:
+    """TENSORBOARD_LOGGING_DIR while the Trainer (and its TensorBoardCallback) is built."""
+    if reporting is None or reporting.logging_dir is None:
+        yield
+        return
+    old = os.environ.get("TENSORBOARD_LOGGING_DIR")
+    os.environ["TENSORBOARD_LOGGING_DIR"] = reporting.logging_dir
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("TENSORBOARD_LOGGING_DIR", None)
+        else:
+            os.environ["TENSORBOARD_LOGGING_DIR"] = old
 
 
 def _length_grouping(on: bool) -> dict[str, Any]:
@@ -301,14 +351,15 @@ def build_trainer(
     progress: Optional[Callable[[int, int], None]] = None,
 ) -> CrossgenTrainer:
     args = training_arguments(cfg, seed, output_dir, device)
-    trainer = CrossgenTrainer(
-        model=model,
-        args=args,
-        data_collator=Collator(pad_token_id),
-        train_dataset=ListDataset(rows),
-        compute_loss_func=StepWeightedLoss() if "weight" in rows[0] else None,
-        callbacks=[ProgressForward(progress)] if progress else None,
-    )
+    with _tensorboard_dir(REPORTING.get()):
+        trainer = CrossgenTrainer(
+            model=model,
+            args=args,
+            data_collator=Collator(pad_token_id),
+            train_dataset=ListDataset(rows),
+            compute_loss_func=StepWeightedLoss() if "weight" in rows[0] else None,
+            callbacks=[ProgressForward(progress)] if progress else None,
+        )
     for cb in (PrinterCallback, ProgressCallback):
         trainer.remove_callback(cb)
     return trainer

@@ -1,0 +1,242 @@
+"""Where the K entities of a generation do their work: in this process, in worker
+processes, or as Ray tasks.
+
+Given generation t-1, the K entities are independent: the loop (loop.py) runs each phase of
+a generation — the K pools, then the K trainings, then the K evaluations — as K
+`EntityTask`s, and an executor runs them. Every task reads its inputs from the run
+directory and writes its outputs there (pool files, checkpoints, completions, metric files);
+evaluations also return their loss rows, which the driver writes as one losses.csv. Every
+random choice is seeded from (run seed, generation, entity, purpose), so where a task runs
+does not change its numbers: with the same torch thread count, the process and Ray
+executors give bit-identical files to the sequential one (tests/test_executors.py).
+
+Workers rebuild the run's `Workflow` from its directory and config once per process and
+keep it. A worker that fails or dies fails the generation with an `EntityTaskError` naming
+the phase, generation and entity, after the other tasks of the phase have finished; the run
+resumes from its files like any interrupted run. Ray needs the run directory on a
+filesystem every node sees.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import functools
+import multiprocessing
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from crossgen.config import RunConfig
+from crossgen.errors import EntityTaskError, InputError
+from crossgen.workflow.loop import EntityTask, ModelMetrics, Workflow
+from crossgen.workflow.run import build
+from crossgen.workflow.store import RunStore
+
+EXECUTORS = ("sequential", "process", "ray")
+# Makes a worker's model-metrics callback from the run config (pickled by reference).
+MetricsFactory = Callable[[RunConfig], Optional[ModelMetrics]]
+
+
+def limit_threads(threads: int) -> None:
+    """Cap this process's torch and BLAS/OpenMP threads (parallel workers get their share:
+    two processes with two threads each on two cores run three times slower)."""
+    from threadpoolctl import threadpool_limits
+
+    os.environ["OMP_NUM_THREADS"] = str(threads)  # read by torch when this process first imports it
+    if "torch" in sys.modules:  # a reused worker that imported torch for an earlier task
+        sys.modules["torch"].set_num_threads(threads)
+    threadpool_limits(limits=threads)
+
+
+# -- the work itself (runs inside workers) -------------------------------------------------
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What a worker needs to rebuild the driver's workflow."""
+
+    run_dir: str
+    config: dict[str, Any]  # RunConfig as JSON
+    model_metrics: Optional[MetricsFactory] = None
+    threads: Optional[int] = None
+    gpus: int = 0  # GPUs of this machine that the process executor spreads entities over
+
+
+_WORKFLOWS: dict[tuple[str, str], Workflow] = {}  # per worker process: (run dir, config) -> workflow
+
+
+def _workflow(spec: WorkerSpec) -> Workflow:
+    import json
+
+    key = (spec.run_dir, json.dumps(spec.config, sort_keys=True))
+    if key not in _WORKFLOWS:
+        cfg = RunConfig.model_validate(spec.config)
+        data, backend = build(cfg)
+        hook = spec.model_metrics(cfg) if spec.model_metrics is not None else None
+        _WORKFLOWS[key] = Workflow(cfg, data, backend, RunStore(Path(spec.run_dir)), model_metrics=hook)
+    return _WORKFLOWS[key]
+
+
+def run_entity_task(spec: WorkerSpec, task: EntityTask) -> Any:
+    """Run one entity task in this (worker) process."""
+    if spec.threads is not None:
+        limit_threads(spec.threads)
+    if spec.gpus > 1:  # the process executor: entity k on GPU k mod n (Ray sets CUDA_VISIBLE_DEVICES itself)
+        import torch
+
+        torch.cuda.set_device(task.k % spec.gpus)
+    return _workflow(spec).run_task(task)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A worker whose driver died (kill -9) exits too, instead of waiting for work forever
+    (and holding the driver's output pipes open)."""
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="crossgen-parent-watch").start()
+
+
+# -- executors -----------------------------------------------------------------------------
+class SequentialExecutor:
+    """Entity after entity, in this process (the default)."""
+
+    name = "sequential"
+
+    def map(self, workflow: Workflow, tasks: Sequence[EntityTask]) -> list[Any]:
+        return [workflow.run_task(task) for task in tasks]
+
+    def close(self) -> None:
+        pass
+
+
+def _gather(workflow: Workflow, tasks: Sequence[EntityTask], results: list[Callable[[], Any]]) -> list[Any]:
+    """Every task's result; after all have finished, the first failure as an EntityTaskError."""
+    out, failure = [], None
+    for task, result in zip(tasks, results):
+        try:
+            out.append(result())
+        except Exception as exc:  # an exception in the task, or its worker died
+            cause = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            failure = failure or EntityTaskError(task.phase, task.t, workflow.names[task.k], cause)
+            out.append(None)
+    if failure is not None:
+        raise failure
+    return out
+
+
+class ProcessExecutor:
+    """One worker process per entity on this machine, each with its share of the cores
+    (resources.threads, else cores // workers) and, on a machine with several GPUs, entity k
+    on GPU k mod n. Workers start on first use and are kept for the next generations."""
+
+    name = "process"
+
+    def __init__(self, workers: int, threads: Optional[int] = None, model_metrics: Optional[MetricsFactory] = None):
+        self.workers = max(1, workers)
+        self.threads = threads or max(1, (os.cpu_count() or 1) // self.workers)
+        self.model_metrics = model_metrics
+        self.pool: Optional[cf.ProcessPoolExecutor] = None
+
+    def _spec(self, workflow: Workflow) -> WorkerSpec:
+        gpus = 0
+        if workflow.cfg.device in ("auto", "cuda") and "torch" in sys.modules:
+            torch = sys.modules["torch"]
+            gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        config = workflow.cfg.model_dump(mode="json")
+        return WorkerSpec(str(workflow.store.root), config, self.model_metrics, self.threads, gpus)
+
+    def map(self, workflow: Workflow, tasks: Sequence[EntityTask]) -> list[Any]:
+        if self.pool is None:
+            # spawn: a fork of a driver that has run torch can deadlock in its thread pools
+            context = multiprocessing.get_context("spawn")
+            self.pool = cf.ProcessPoolExecutor(
+                self.workers, mp_context=context, initializer=_exit_with_parent, initargs=(os.getpid(),)
+            )
+        spec = self._spec(workflow)
+        futures = [self.pool.submit(run_entity_task, spec, task) for task in tasks]
+        try:
+            return _gather(workflow, tasks, [f.result for f in futures])
+        except EntityTaskError:
+            if any(isinstance(f.exception(), BrokenProcessPool) for f in futures):
+                self.close()  # a dead worker breaks the pool: the next generation gets a new one
+            raise
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
+
+
+class RayExecutor:
+    """Each entity task a Ray task asking for resources.cpus and resources.gpus, so that K
+    entities use K GPUs of a node or of a cluster. Joins the cluster at `address` (or
+    RAY_ADDRESS), else starts Ray on this machine; an initialised Ray is reused."""
+
+    name = "ray"
+
+    def __init__(
+        self,
+        cpus: float,
+        gpus: float,
+        threads: Optional[int] = None,
+        address: Optional[str] = None,
+        model_metrics: Optional[MetricsFactory] = None,
+    ):
+        import ray
+
+        self.ray = ray
+        if not ray.is_initialized():
+            kwargs: dict[str, Any] = {"include_dashboard": False, "configure_logging": False}
+            ray.init(address=address, **kwargs) if address else ray.init(**kwargs)
+        have = ray.cluster_resources()
+        for key, need in (("CPU", cpus), ("GPU", gpus)):
+            if need > have.get(key, 0.0) and not (address or os.environ.get("RAY_ADDRESS")):
+                raise InputError(
+                    f"resources.{key.lower()}s", need, f"at most the {have.get(key, 0.0):g} {key}s of the local Ray"
+                )
+        self.cpus, self.gpus = cpus, gpus
+        self.threads = threads or max(1, int(cpus))
+        self.model_metrics = model_metrics
+        self.remote = ray.remote(run_entity_task)
+
+    def map(self, workflow: Workflow, tasks: Sequence[EntityTask]) -> list[Any]:
+        spec = WorkerSpec(
+            str(workflow.store.root), workflow.cfg.model_dump(mode="json"), self.model_metrics, self.threads
+        )
+        refs = [
+            self.remote.options(
+                num_cpus=self.cpus, num_gpus=self.gpus, max_retries=0, name=f"crossgen:{task.phase}:{task.t}:{task.k}"
+            ).remote(spec, task)
+            for task in tasks
+        ]
+        return _gather(workflow, tasks, [functools.partial(self.ray.get, ref) for ref in refs])
+
+    def close(self) -> None:
+        pass  # Ray stays up for the caller (a cluster, or a session's later runs)
+
+
+Executor = SequentialExecutor | ProcessExecutor | RayExecutor
+
+
+def make_executor(
+    name: str,
+    cfg: RunConfig,
+    address: Optional[str] = None,
+    model_metrics: Optional[MetricsFactory] = None,
+) -> Executor:
+    """The executor called `name` for runs of `cfg` (see EXECUTORS)."""
+    if name == "sequential":
+        return SequentialExecutor()
+    if name == "process":
+        return ProcessExecutor(cfg.K, cfg.resources.threads, model_metrics)
+    if name == "ray":
+        return RayExecutor(cfg.resources.cpus, cfg.resources.gpus, cfg.resources.threads, address, model_metrics)
+    raise InputError("--executor", name, "one of " + ", ".join(EXECUTORS))

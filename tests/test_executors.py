@@ -1,0 +1,121 @@
+"""Entities in parallel: the process and Ray executors write the very files of the sequential
+one (same threads, same seeds), a worker that dies fails only its entity's task with a
+message naming it, and a run killed in a worker or in the driver resumes to the same files."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+pytest.importorskip("transformers")
+
+from test_workflow_hf import TINY
+
+# What must be bit-identical: the tables, a pool, and the last generation's weights.
+FILES = [
+    "losses.csv",
+    "metrics.csv",
+    "gen_002/pool/science.jsonl",
+    "gen_002/models/arithmetic/model.safetensors",
+]
+ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+
+
+def crossgen(*args, env=None):
+    return subprocess.run(
+        [sys.executable, "-m", "crossgen", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **ENV, **(env or {})},
+    )
+
+
+@pytest.fixture(scope="module")
+def sequential(tmp_path_factory):
+    """An uninterrupted sequential run of TINY (one torch thread): (config, run directory)."""
+    root = tmp_path_factory.mktemp("executors")
+    config = root / "tiny.yaml"
+    config.write_text(yaml.safe_dump(TINY))
+    done = crossgen("run", str(config), "--out", str(root / "sequential"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    return config, root / "sequential"
+
+
+def assert_same_files(got, want):
+    for name in FILES:
+        assert (got / name).read_bytes() == (want / name).read_bytes(), name
+
+
+def test_process_executor_writes_the_sequential_files(tmp_path, sequential):
+    config, reference = sequential
+    run = crossgen("run", str(config), "--out", str(tmp_path / "run"), "--executor", "process")
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "2 worker processes, 1 CPU threads each" in run.stderr
+    assert_same_files(tmp_path / "run", reference)
+
+
+def test_a_worker_killed_fails_its_entity_and_the_run_resumes_to_the_same_files(tmp_path, sequential):
+    config, reference = sequential
+    out = str(tmp_path / "run")
+    killed = crossgen(
+        "run", str(config), "--out", out, "--executor", "process", env={"CROSSGEN_KILL_AT": "gen1.train.arithmetic"}
+    )
+    assert killed.returncode == 1
+    error = killed.stderr.strip().splitlines()[-1]
+    assert error.startswith("error: generation 1, entity arithmetic: train failed: BrokenProcessPool"), error
+    assert (tmp_path / "run" / "gen_001" / "models" / "science").is_dir()  # the other entity's training landed
+    resumed = crossgen("run", str(config), "--out", out, "--executor", "process", "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert_same_files(tmp_path / "run", reference)
+
+
+def test_the_driver_killed_between_phases_resumes_to_the_same_files(tmp_path, sequential):
+    config, reference = sequential
+    out = str(tmp_path / "run")
+    killed = crossgen(
+        "run", str(config), "--out", out, "--executor", "process", env={"CROSSGEN_KILL_AT": "gen1.losses"}
+    )
+    assert killed.returncode == -9
+    resumed = crossgen("run", str(config), "--out", out, "--resume")  # and on another executor
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert_same_files(tmp_path / "run", reference)
+
+
+def test_ray_executor_writes_the_sequential_files(tmp_path, sequential):
+    pytest.importorskip("ray")
+    config, reference = sequential
+    run = crossgen("run", str(config), "--out", str(tmp_path / "run"), "--executor", "ray")
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert_same_files(tmp_path / "run", reference)
+
+
+def test_an_exception_in_a_task_names_its_entity_and_generation(tmp_path, monkeypatch):
+    from crossgen.errors import EntityTaskError
+    from crossgen.workflow.executors import EntityTask, ProcessExecutor
+
+    class Workflow:  # what the executor reads of a workflow, with a task that cannot run
+        names = ("science", "arithmetic")
+
+    executor = ProcessExecutor(workers=2, threads=1)
+    executor.pool = __import__("concurrent.futures").futures.ThreadPoolExecutor(2)
+    monkeypatch.setattr(executor, "_spec", lambda workflow: None)
+    with pytest.raises(EntityTaskError, match=r"^generation 3, entity arithmetic: evaluate failed: AttributeError"):
+        executor.map(Workflow(), [EntityTask("evaluate", 3, 1, True)])
+    executor.close()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--executor", "threads"], "error: invalid --executor: threads (allowed: one of sequential, process, ray)"),
+        (["--ray-address", "auto"], "error: invalid --ray-address: auto (allowed: only with --executor ray)"),
+    ],
+)
+def test_bad_executor_options_are_refused_before_anything_is_written(tmp_path, args, message):
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(TINY))
+    proc = crossgen("run", str(config), "--out", str(tmp_path / "run"), *args)
+    assert proc.returncode == 2 and proc.stderr.strip() == message
+    assert not (tmp_path / "run").exists()
