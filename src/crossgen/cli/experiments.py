@@ -64,17 +64,25 @@ def demo(
         help="Monte Carlo replicates of the theory figures (default: crossgen.theory.figures.MC_REPLICATES = 4000)",
     ),
     overrides: Optional[list[str]] = typer.Option(None, "--set", help="override a setting of the preset: key=value"),
+    executor: str = typer.Option(
+        "process",
+        "--executor",
+        help="where the entities of a generation run: process (one worker per entity, the cores shared out), "
+        "sequential or ray",
+    ),
 ) -> None:
     """Theory figures + the preset at several alphas (sharing generation 0), then the report."""
     from crossgen.config import load_config, parse_config
-    from crossgen.experiment import run_experiment
+    from crossgen.experiment import model_metrics_hook, run_experiment
     from crossgen.presets import resolve_config
     from crossgen.report import write_run_report
     from crossgen.theory.figures import MC_REPLICATES, figure2, figure4
+    from crossgen.workflow.executors import make_executor
     from crossgen.workflow.progress import RichProgress
 
     alpha_values = _parse_alphas(alphas)
     base = load_config(resolve_config(preset), parse_overrides(overrides))
+    _check_executor(executor, None)
     started = time.perf_counter()
     stderr.print("[bold]1/3[/] theory figures (Figures 2 and 4 of the paper)")
     replicates = MC_REPLICATES if replicates is None else replicates
@@ -82,17 +90,23 @@ def demo(
     figure4(out_dir / "theory", replicates=replicates)
     stderr.print(f"[bold]2/3[/] {base.K} entities, T={base.generations}, alpha in {alpha_values}")
     runs: list[Path] = []
-    for i, alpha in enumerate(alpha_values):
-        cfg = parse_config({**base.model_dump(), "alpha": alpha, "name": f"{base.name} alpha={alpha:g}"})
-        run_dir = out_dir / f"alpha_{alpha:g}"
-        store = run_experiment(
-            cfg,
-            run_dir,
-            resume=True,
-            progress=RichProgress(f"alpha={alpha:g}", console=stderr, note=threads_note(cfg) if i == 0 else None),
-            generation0_from=runs[0] if i and not run_dir.exists() else None,
-        )
-        runs.append(store.root)
+    runner = make_executor(executor, base, None, model_metrics_hook)  # its workers serve all the runs
+    try:
+        for i, alpha in enumerate(alpha_values):
+            cfg = parse_config({**base.model_dump(), "alpha": alpha, "name": f"{base.name} alpha={alpha:g}"})
+            run_dir = out_dir / f"alpha_{alpha:g}"
+            note = threads_note(cfg, executor) if i == 0 else None
+            store = run_experiment(
+                cfg,
+                run_dir,
+                resume=True,
+                progress=RichProgress(f"alpha={alpha:g}", console=stderr, note=note),
+                generation0_from=runs[0] if i and not run_dir.exists() else None,
+                executor=runner,
+            )
+            runs.append(store.root)
+    finally:
+        runner.close()
     stderr.print("[bold]3/3[/] report")
     report = write_run_report(runs, out_dir / "report.html", theory_dir=out_dir / "theory")
     stderr.print(f"demo finished in {time.perf_counter() - started:.0f} s")
