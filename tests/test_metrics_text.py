@@ -242,6 +242,18 @@ def test_crossgen_metrics_adds_the_files_and_is_idempotent(tmp_path, capsys):
             assert p.stat().st_mtime_ns != stamps[p] and p.read_text() == before[p]
 
 
+def test_a_family_switched_off_is_computed_only_when_asked_for(tmp_path, capsys):
+    from crossgen.cli import main
+
+    run = _finished_run(tmp_path / "run", T=1)
+    config = (run / "config.yaml").read_text()
+    (run / "config.yaml").write_text(config.replace("mauve: true", "mauve: false"))
+    assert main(["metrics", str(run)]) == 0
+    assert not list(run.glob("gen_*/metrics/mauve.csv")) and len(list(run.glob("gen_*/metrics/vendi.csv"))) == 2
+    assert main(["metrics", str(run), "--only", "mauve"]) == 0
+    assert len(list(run.glob("gen_*/metrics/mauve.csv"))) == 2
+
+
 def test_crossgen_metrics_bad_input_exits_2_with_one_line(tmp_path, capsys):
     from crossgen.cli import main
 

@@ -20,9 +20,10 @@ def metrics(
         None, "--only", metavar="NAME", help="compute only this family, replacing its files"
     ),
 ) -> None:
-    """Compute missing metric families (lexical, vendi, manifold, mauve) of every complete generation."""
+    """Compute missing metric families (lexical, vendi, manifold, mauve) of every complete generation
+    (a family the run's config switches off, such as evaluation.mauve: false, only with --only)."""
     from crossgen.io import DirectoryLock
-    from crossgen.metrics.families import families
+    from crossgen.metrics.families import families, switched_off
     from crossgen.workflow.store import CONFIG, MANIFEST, RunStore
 
     run_dir = Path(run_dir)
@@ -37,7 +38,8 @@ def metrics(
             raise InputError("--only", only, f"a family whose package is installed ({why})")
     store = RunStore(run_dir)
     with DirectoryLock(run_dir, field="RUN_DIR"):
-        written, notes = _compute(store, [only] if only else list(registry), force=only is not None)
+        names = [only] if only else [n for n in registry if n not in switched_off(store)]
+        written, notes = _compute(store, names, force=only is not None)
         store.refresh_tables()
     for note in notes:
         stderr.print(note, highlight=False, soft_wrap=True)

@@ -169,12 +169,18 @@ def family_names() -> list[str]:
     return list(families())
 
 
+def switched_off(store: RunStore) -> set[str]:
+    """Families the run's config turns off (evaluation.mauve)."""
+    return set() if store.config().evaluation.mauve else {"mauve"}
+
+
 def missing_families(store: RunStore, t: int) -> list[str]:
-    """Registered, runnable families of generation t without a file yet."""
+    """Registered, runnable families of generation t, not switched off, without a file yet."""
+    off = switched_off(store)
     return [
         name
         for name, fam in families().items()
-        if fam.missing() is None and not family_path(store.gen_dir(t), name).exists()
+        if name not in off and fam.missing() is None and not family_path(store.gen_dir(t), name).exists()
     ]
 
 
@@ -194,12 +200,14 @@ def write_families(
     force: bool = False,
     on_family: Optional[Callable[[str], None]] = None,
 ) -> FamilyResult:
-    """Write generation t's family files that are missing (all of `names` with force=True)."""
+    """Write generation t's family files that are missing (all of `names` with force=True;
+    by default every family the run's config does not switch off)."""
     import time
 
     result = FamilyResult()
     registry = families()
-    for name in names if names is not None else list(registry):
+    off = switched_off(store)
+    for name in names if names is not None else [n for n in registry if n not in off]:
         fam = registry[name]
         path = family_path(store.gen_dir(t), name)
         if path.exists() and not force:

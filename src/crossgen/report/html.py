@@ -114,7 +114,20 @@ def _per_experiment(groups: list[list[RunData]], body: Callable[[list[RunData]],
 
 # -- sections -----------------------------------------------------------------------------
 def section_config(runs: list[RunData]) -> str:
-    head = ["run", "directory", "model", "K: entity (task)", "public", "α", "β", "T", "complete", "mixing", "seed"]
+    head = [
+        "run",
+        "directory",
+        "model",
+        "K: entity (task)",
+        "public",
+        "α",
+        "β",
+        "T",
+        "updates",
+        "complete",
+        "mixing",
+        "seed",
+    ]
     rows = []
     for r in runs:
         cfg = r.cfg
@@ -140,6 +153,7 @@ def section_config(runs: list[RunData]) -> str:
             alpha,
             beta,
             str(cfg.generations),
+            _updates(cfg),
             done,
             f"{cfg.mixing.paradigm}, n = {cfg.mixing.n}",
             str(cfg.seed),
@@ -157,6 +171,16 @@ def section_config(runs: list[RunData]) -> str:
             f"<pre><code>{e(text)}</code></pre></details>"
         )
     return "\n".join(out)
+
+
+def _updates(cfg) -> str:
+    """Optimizer steps of generation 0 and of each later generation (what was trained)."""
+    first, later = cfg.training_for(0), cfg.training
+
+    def steps(tc) -> str:
+        return f"{tc.max_steps} steps × {tc.per_device_train_batch_size * tc.gradient_accumulation_steps}"
+
+    return f"generation 0: {steps(first)}; then {steps(later)} per generation"
 
 
 def section_findings(runs: list[RunData]) -> str:
