@@ -226,3 +226,110 @@ def test_theory_commands_import_nothing_heavy(features, args):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+# ----------------------------------------------------------------------------- interaction graphs
+MSE_ARGS = ["--alpha", "0.5", "--beta", "0.3", "--generations", "3", "--json"]
+
+
+@pytest.mark.parametrize("fresh", [False, True])
+def test_mse_json_on_a_named_graph(features, capsys, fresh):
+    path, system = features
+    extra = ["--fresh-real"] if fresh else []
+    code, out, _ = run_cli(capsys, "theory", "mse", str(path), *MSE_ARGS, "--graph", "star", *extra)
+    result = json.loads(out)
+    assert code == 0 and set(result) == MSE_KEYS  # the same contract
+    traj = trajectory(system, 0.5, 0.3, 3, graph="star", fresh_real=fresh)
+    np.testing.assert_array_equal(result["mse"], traj.mse)
+    limit = asymptotic(system, 0.5, 0.3, graph="star", fresh_real=fresh)
+    np.testing.assert_allclose(result["asymptotic_mse"], limit.mse, rtol=1e-13)  # two calls, same algebra
+    assert result["converges"] is True and abs(result["spectral_radius"] - limit.spectral_radius) < 1e-13
+    assert result == cli_theory.mse_result(system, 0.5, 0.3, 3, graph="star", fresh_real=fresh)
+    complete = json.loads(run_cli(capsys, "theory", "mse", str(path), *MSE_ARGS)[1])["mse"]
+    np.testing.assert_allclose(result["mse"][0], complete[0], rtol=1e-12)  # t = 0 has no synthetic data
+    assert (
+        np.max(np.abs(np.subtract(result["mse"][1], complete[1]))) > 1e-3
+    )  # the leaves differ (the hub reads like complete)
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".csv", ".txt"])
+def test_mse_json_with_a_graph_file(features, capsys, tmp_path, suffix):
+    from crossgen.theory.graphs import graph
+
+    path, system = features
+    W = graph("directed-ring", system.K)
+    file = tmp_path / f"w{suffix}"
+    if suffix == ".npy":
+        np.save(file, W)
+    else:
+        np.savetxt(file, W, delimiter="," if suffix == ".csv" else " ")
+    code, out, _ = run_cli(capsys, "theory", "mse", str(path), *MSE_ARGS, "--graph-file", str(file))
+    assert code == 0
+    np.testing.assert_array_equal(json.loads(out)["mse"], trajectory(system, 0.5, 0.3, 3, graph=W).mse)
+    named = json.loads(run_cli(capsys, "theory", "mse", str(path), *MSE_ARGS, "--graph", "directed-ring")[1])
+    assert json.loads(out) == named
+
+
+def test_bad_graph_arguments_exit_2_with_one_line(features, capsys, tmp_path):
+    path = str(features[0])
+    np.savetxt(tmp_path / "rows.csv", np.full((3, 3), 0.5), delimiter=",")
+    np.savetxt(tmp_path / "shape.csv", np.eye(2), delimiter=",")
+    cases = [
+        (
+            ["--graph", "wheel"],
+            "error: invalid --graph: wheel (allowed: one of complete, ring, directed-ring, star, isolated)",
+        ),
+        (
+            ["--graph", "ring", "--graph-file", str(tmp_path / "rows.csv")],
+            f"error: invalid --graph-file: {tmp_path / 'rows.csv'} (allowed: either --graph or --graph-file, not both)",
+        ),
+        (
+            ["--graph-file", str(tmp_path / "rows.csv")],
+            "error: invalid --graph-file[0]: row sum 1.5 (allowed: non-negative weights summing to 1 in every row)",
+        ),
+        (
+            ["--graph-file", str(tmp_path / "shape.csv")],
+            "error: invalid --graph-file: shape (2, 2) (allowed: a 3 x 3 matrix (K = 3 entities))",
+        ),
+        (
+            ["--graph-file", str(tmp_path / "none.npy")],
+            f"error: invalid --graph-file: {tmp_path / 'none.npy'} (allowed: an existing .npy, .csv or .txt file "
+            "holding a 3 x 3 matrix)",
+        ),
+    ]
+    for extra, message in cases:
+        code, out, err = run_cli(capsys, "theory", "mse", path, *MSE_ARGS, *extra)
+        assert code == 2 and out == "" and err.strip() == message
+    code, out, err = run_cli(
+        capsys, "simulate", path, "--alpha", "0.5", "--beta", "0.5", "--generations", "1", "--graph", "x"
+    )
+    assert code == 2 and out == "" and err.startswith("error: invalid --graph: x ")
+
+
+def test_simulate_json_on_a_graph_with_fresh_real_data(features, capsys):
+    path, _ = features
+    code, out, _ = run_cli(
+        capsys, "simulate", str(path), "--alpha", "0.5", "--beta", "0.5", "--generations", "2",
+        "--replicates", "4000", "--graph", "directed-ring", "--fresh-real", "--json",
+    )  # fmt: skip
+    result = json.loads(out)
+    z = (np.array(result["mse"]) - np.array(result["theory_mse"])) / np.array(result["mse_stderr"])
+    assert code == 0 and np.abs(z).max() < 4.5  # 9 comparisons, as in test_simulate_json_agrees_with_theory
+
+
+def test_mse_on_a_graph_imports_nothing_heavy(features):
+    args = ["theory", "mse", str(features[0]), *MSE_ARGS, "--graph", "ring", "--fresh-real"]
+    code = (
+        f"import sys\nfrom crossgen.cli import main\ncode = main({args!r})\n"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_figure_graphs_command(tmp_path, capsys):
+    code, out, _ = run_cli(
+        capsys, "theory", "figure-graphs", "--out", str(tmp_path), "--replicates", "16", "--generations", "2"
+    )
+    assert code == 0 and (tmp_path / "graphs.png").is_file() and (tmp_path / "graphs.csv").is_file()
+    assert "has the lowest asymptotic MSE" in out

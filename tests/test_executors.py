@@ -11,12 +11,16 @@ import yaml
 
 pytest.importorskip("transformers")
 
-from test_workflow_hf import TINY
+from test_workflow_hf import TINY as BASE
 
+# With completions to embed (the driver's metrics then overlap the workers' next generation)
+# and only the checkpoints resume needs (pruned while the next generation's exist).
+TINY = {**BASE, "checkpoints": "needed", "evaluation": {**BASE["evaluation"], "embedding_prompts": 4}}
 # What must be bit-identical: the tables, a pool, and the last generation's weights.
 FILES = [
     "losses.csv",
     "metrics.csv",
+    "similarity.csv",
     "gen_002/pool/science.jsonl",
     "gen_002/models/arithmetic/model.safetensors",
 ]
@@ -54,6 +58,8 @@ def test_process_executor_writes_the_sequential_files(tmp_path, sequential):
     assert run.returncode == 0, run.stderr[-2000:]
     assert "2 worker processes, 1 CPU threads each" in run.stderr
     assert_same_files(tmp_path / "run", reference)
+    kept = sorted(p.parent.name for p in (tmp_path / "run").glob("gen_*/models"))
+    assert kept == ["gen_000", "gen_002"]
 
 
 def test_a_worker_killed_fails_its_entity_and_the_run_resumes_to_the_same_files(tmp_path, sequential):

@@ -167,17 +167,20 @@ def local(name: str, path, **kw) -> TaskConfig:
 
 @pytest.fixture
 def fake_hub(monkeypatch):
-    """datasets.load_dataset answered from a dict {(hub_id, config, split): rows}; calls are logged."""
+    """datasets.load_dataset answered from a dict {(hub_id, config, split): rows}; calls are logged
+    as (hub_id, config, split), with a fourth item "streaming" for streamed loads, which get an
+    IterableDataset as the real call does."""
     import datasets
 
     tables: dict = {}
     calls: list = []
 
-    def load_dataset(path, name=None, split=None, **kw):
-        calls.append((path, name, split))
+    def load_dataset(path, name=None, split=None, streaming=False, **kw):
+        calls.append((path, name, split, "streaming") if streaming else (path, name, split))
         if (path, name, split) not in tables:
             raise ConnectionError(f"Couldn't reach '{path}' on the Hub (OfflineModeIsEnabled)")
-        return datasets.Dataset.from_list(tables[(path, name, split)])
+        table = datasets.Dataset.from_list(tables[(path, name, split)])
+        return table.to_iterable_dataset() if streaming else table
 
     monkeypatch.setattr(datasets, "load_dataset", load_dataset)
     return tables, calls
@@ -399,7 +402,88 @@ def test_bookcorpus_hub_and_jsonl_give_the_same_passages(fake_hub, tmp_path):
     write_jsonl(tmp_path / "bc.jsonl", rows)
     local_ = load_task(local("bookcorpus", tmp_path / "bc.jsonl"), seed=0)
     assert pairs(hub.train) == pairs(local_.train) and pairs(hub.test) == pairs(local_.test)
-    assert calls == [("bookcorpus/bookcorpus", None, "train")]
+    assert calls == [("bookcorpus/bookcorpus", None, "train", "streaming")]
+
+
+def test_bookcorpus_hub_is_streamed_and_stops_at_the_passages_it_needs(tmp_path, monkeypatch):
+    """The real `datasets.load_dataset(..., streaming=True)` on a local folder in the release
+    format of the hub copy (books_large_p1.txt, books_large_p2.txt: one sentence a line), given
+    as task.hub_id: the same call as for the hub id, read only as far as the passages need."""
+    import datasets
+
+    folder = tmp_path / "bookcorpus"
+    folder.mkdir()
+    (folder / "books_large_p1.txt").write_text("\n".join(sentence(i) for i in range(300)) + "\n")
+    (folder / "books_large_p2.txt").write_text("\n".join(sentence(i) for i in range(300, 3000)) + "\n")
+    real = datasets.load_dataset
+    loads: list = []
+    read = [0]
+
+    class Counted:
+        def __init__(self, dataset):
+            self.dataset = dataset
+
+        def __iter__(self):
+            for row in self.dataset:
+                read[0] += 1
+                yield row
+
+    def load_dataset(*args, **kwargs):
+        dataset = real(*args, **kwargs)
+        loads.append((args, kwargs, type(dataset).__name__))
+        return Counted(dataset)
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    cfg = TaskConfig(name="bookcorpus", hub_id=str(folder), train_size=4, test_size=2)
+    task = load_task(cfg, seed=0)
+    assert loads == [((str(folder), None), {"split": "train", "streaming": True}, "IterableDataset")]
+    # passage_limit(4, 2) = 40 passages of 6 ten-word sentences: 240 sentences, then the stream is closed
+    assert 240 <= read[0] <= 241 and read[0] < 300
+    assert (len(task.train), len(task.test)) == (4, 2)
+    # the same passages as the local file (which stops at the same place)
+    local_ = load_task(local("bookcorpus", folder / "books_large_p1.txt", train_size=4, test_size=2), seed=0)
+    assert pairs(task.train) == pairs(local_.train) and pairs(task.test) == pairs(local_.test)
+    assert task.test[-1].text == " ".join(sentence(i) for i in range(234, 240))
+
+
+def test_bookcorpus_stream_offline_falls_back_to_the_cache_and_read_errors(fake_hub, monkeypatch):
+    import datasets
+
+    import crossgen.tasks.hub as hub
+
+    tables, calls = fake_hub
+    rows = [{"text": sentence(i)} for i in range(60)]
+    tables[("bookcorpus/bookcorpus", None, "train")] = rows
+    fake = datasets.load_dataset
+
+    def no_stream(path, name=None, split=None, streaming=False, **kw):
+        if streaming:  # as offline: a stream needs the hub, a cached copy does not
+            calls.append((path, name, split, "streaming"))
+            raise ConnectionError("Couldn't reach the Hub (OfflineModeIsEnabled)")
+        return fake(path, name, split, **kw)
+
+    monkeypatch.setattr(datasets, "load_dataset", no_stream)
+    task = load_task(TaskConfig(name="bookcorpus", train_size=5, test_size=1), seed=0)
+    assert len(task.train) == 5 and calls[-2:] == [
+        ("bookcorpus/bookcorpus", None, "train", "streaming"),
+        ("bookcorpus/bookcorpus", None, "train"),
+    ]
+    monkeypatch.setattr(hub, "offline", lambda: False)  # online, a failed stream is the answer
+    with pytest.raises(InputError, match=r"^invalid task.hub_id: bookcorpus/bookcorpus \(allowed: a Hugging Face "):
+        load_task(TaskConfig(name="bookcorpus", train_size=5, test_size=1), seed=0)
+
+    class Broken:  # a connection lost after 3 rows
+        def __iter__(self):
+            yield from rows[:3]
+            raise ConnectionError("Connection reset by peer")
+
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **kw: Broken())
+    with pytest.raises(InputError) as err:
+        load_task(TaskConfig(name="bookcorpus", train_size=5, test_size=1), seed=0)
+    assert str(err.value) == (
+        "invalid task.hub_id: bookcorpus/bookcorpus (allowed: a Hugging Face dataset whose 'train' split can be "
+        "read (row 4: ConnectionError: Connection reset by peer))"
+    )
 
 
 def test_bookcorpus_folder_of_books_and_passage_rules(tmp_path):

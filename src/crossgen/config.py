@@ -51,13 +51,101 @@ class TaskConfig(Strict):
         return self
 
 
+GRAPH_ALLOWED = (
+    "a topology name (crossgen.theory.graphs.GRAPHS, e.g. complete), a K x K matrix (a list of K rows of K "
+    "numbers >= 0, each row summing to 1), or the path of such a matrix file (.npy, .csv or .txt)"
+)
+BUILTIN_FILTERS = ("verify", "dedupe", "length", "likelihood")
+TEXT_FILTERS = ("verify", "length", "likelihood")  # read text or need a text model's likelihoods
+FILTER_ALLOWED = (
+    "verify, dedupe, {name: length, min_chars: N, max_chars: M}, {name: likelihood, keep: q} "
+    "or module:function (a function of the list of pool rows that returns the rows to keep)"
+)
+
+
+class FilterConfig(Strict):
+    """One step between generating a pool and training on it (crossgen.workflow.filters).
+
+    name: verify (keep a completion only when the entity's task accepts its answer), dedupe
+    (drop exact repeats of prompt + completion), length (keep completions of min_chars to
+    max_chars characters), likelihood (keep the fraction `keep` of completions with the
+    highest mean per-token log-likelihood under the model that wrote them), or
+    "module:function" (called with the list of rows, returns the rows to keep). Written as a
+    bare name ("verify"), a mapping with `name`, or {length: {min_chars: 10}} /
+    {likelihood: 0.5}.
+    """
+
+    name: str
+    min_chars: Optional[int] = Field(default=None, ge=0, description="length: fewest characters of a completion")
+    max_chars: Optional[int] = Field(default=None, ge=0, description="length: most characters of a completion")
+    keep: Optional[float] = Field(default=None, gt=0, le=1, description="likelihood: the fraction kept")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {"name": value}
+        if isinstance(value, dict) and "name" not in value and len(value) == 1:
+            ((name, params),) = value.items()
+            if isinstance(params, dict):
+                return {"name": name, **params}
+            if name == "likelihood":
+                return {"name": name, "keep": params}
+        return value
+
+    @model_validator(mode="after")
+    def _known(self) -> FilterConfig:
+        name = self.name
+        params = {k for k in ("min_chars", "max_chars", "keep") if getattr(self, k) is not None}
+        wanted = {"length": {"min_chars", "max_chars"}, "likelihood": {"keep"}}.get(name, set())
+        if name not in BUILTIN_FILTERS:
+            check_filter_function(name)
+        if params - wanted:
+            extra = sorted(params - wanted)[0]
+            raise InputError(
+                extra, getattr(self, extra), f"no parameter {extra} for filter {name!r} ({FILTER_ALLOWED})"
+            )
+        if name == "length" and not params:
+            raise InputError("min_chars", None, "min_chars and/or max_chars for filter 'length'")
+        lo, hi = self.min_chars, self.max_chars
+        if name == "length" and lo is not None and hi is not None and hi < lo:
+            raise InputError("max_chars", self.max_chars, f"a number >= min_chars ({self.min_chars})")
+        if name == "likelihood" and self.keep is None:
+            raise InputError(
+                "keep", None, "the fraction of completions kept, a number in (0, 1], for filter 'likelihood'"
+            )
+        return self
+
+
+def check_filter_function(spec: str) -> Any:
+    """The function a "module:function" filter names, or an InputError saying why not."""
+    import importlib
+
+    module, sep, attr = spec.partition(":")
+    if not sep or not module or not attr:
+        raise InputError("name", spec, f"one of {', '.join(BUILTIN_FILTERS)}, or module:function ({FILTER_ALLOWED})")
+    try:
+        fn = importlib.import_module(module)
+        for part in attr.split("."):
+            fn = getattr(fn, part)
+    except Exception as exc:  # an import can fail in any way
+        raise InputError(
+            "name", spec, f"module:function of an importable module ({type(exc).__name__}: {exc})"
+        ) from None
+    if not callable(fn):
+        raise InputError("name", spec, "module:function naming a callable")
+    return fn
+
+
 class EntityConfig(Strict):
-    """One model trainer: its private task and, optionally, its own alpha and beta."""
+    """One model trainer: its private task and, optionally, its own alpha, beta and pool
+    filters (None: the run's `generation.filters`; [] for none)."""
 
     name: str
     task: TaskConfig
     alpha: Optional[Weight] = None
     beta: Optional[Weight] = None
+    filters: Optional[list[FilterConfig]] = None
 
 
 class MixingConfig(Strict):
@@ -211,6 +299,11 @@ class GenerationConfig(Strict):
     temperature: float = Field(default=1.0, ge=0, description="0 means greedy decoding")
     top_p: float = Field(default=1.0, gt=0, le=1)
     batch_size: int = Field(default=16, ge=1)
+    filters: list[FilterConfig] = Field(
+        default_factory=list,
+        description="steps between writing a pool and training on it, in order (entities may override); "
+        "a run with filters completes whole pools (lean is off)",
+    )
 
 
 class EvaluationConfig(Strict):
@@ -232,6 +325,11 @@ class EvaluationConfig(Strict):
         default=True,
         description="perplexity of every model's evaluation completions under a fixed reference model "
         "(needs embedding_prompts > 0), text backends only",
+    )
+    mauve: bool = Field(
+        default=True,
+        description="MAUVE of every model's completions against the real answers (mauve-text; about 7% "
+        "of a CPU-preset generation); the other text families are cheap and always on",
     )
     reference_model: str = Field(
         default="generation0",
@@ -296,6 +394,17 @@ class RunConfig(Strict):
         description="which model checkpoints to keep: all generations, or only what resume needs "
         "(generation 0 and the newest complete generation; the paper presets use 'needed')",
     )
+    graph: Union[str, list[list[float]]] = Field(
+        default="complete",
+        description="who reads whose synthetic pool: complete (the paper), ring, directed-ring, star, isolated "
+        "(crossgen.theory.graphs), a K x K matrix W (row k: entity k's split of alpha over the pools) or the path "
+        "of a matrix file (.npy, .csv, .txt; read when the run is built and by each worker: keep it unchanged)",
+    )
+    fresh_real: bool = Field(
+        default=False,
+        description="new real examples every generation: disjoint seeded chunks of each dataset's train split "
+        "(generation 0 uses today's), instead of reusing D~k and D*",
+    )
     entities: list[EntityConfig] = Field(min_length=1)
     public: TaskConfig
     mixing: MixingConfig = MixingConfig()
@@ -318,7 +427,52 @@ class RunConfig(Strict):
                 if getattr(entity, key) is not None:
                     _check_weights(f"entities.{i}.{key}", getattr(entity, key), self.generations)
         get_paradigm(self.mixing.paradigm).check(self.schedule("alpha"))
+        if self.model.backend == "linear":
+            if self.fresh_real:
+                raise InputError(
+                    "fresh_real",
+                    True,
+                    "false with model.backend 'linear' (its real data are the fixed feature system's; "
+                    "fresh draws of the linear model belong to the theory's Monte Carlo)",
+                )
+            for where, filters in self._filter_lists():
+                for i, f in enumerate(filters):
+                    if f.name in TEXT_FILTERS:
+                        raise InputError(
+                            f"{where}.{i}.name",
+                            f.name,
+                            "dedupe or module:function with model.backend 'linear' (verify, length and likelihood "
+                            "read text)",
+                        )
         return self
+
+    @field_validator("graph", mode="before")
+    @classmethod
+    def _graph_form(cls, value: Any) -> Any:
+        """A name or path, or a matrix (a list of rows of numbers). The topologies, the checks of
+        W and the reading of a matrix file live in `crossgen.theory.graphs` (a higher layer):
+        `crossgen.workflow.loop.interaction_of` applies them when the run is built, before
+        anything is written."""
+        if isinstance(value, str):
+            if not value.strip():
+                raise InputError("", value, GRAPH_ALLOWED)
+            return value
+        try:
+            matrix = np.array(value, dtype=float)
+        except (TypeError, ValueError):
+            raise InputError("", value, GRAPH_ALLOWED) from None
+        if matrix.ndim != 2:
+            raise InputError("", value, GRAPH_ALLOWED)
+        return value
+
+    def _filter_lists(self) -> list[tuple[str, list[FilterConfig]]]:
+        lists = [("generation.filters", self.generation.filters)]
+        return lists + [(f"entities.{i}.filters", e.filters) for i, e in enumerate(self.entities) if e.filters]
+
+    def filters_for(self, entity: int) -> list[FilterConfig]:
+        """The pool filters of one entity: its own list if set, else `generation.filters`."""
+        own = self.entities[entity].filters
+        return self.generation.filters if own is None else own
 
     @property
     def K(self) -> int:
@@ -355,11 +509,15 @@ class RunConfig(Strict):
                 "mixing",
                 "resources",
                 "tracking",
+                "graph",  # who reads whose pool: pools start at generation 1
+                "fresh_real",  # generation 0 trains on the first chunk, today's data
             },
         )
+        data["generation"].pop("filters", None)  # act on pools, which start at generation 1
         for entity in data["entities"]:
             entity.pop("alpha", None)
             entity.pop("beta", None)
+            entity.pop("filters", None)
         data["beta0"] = self.schedule("beta")[0].tolist()
         data["initial_training"] = self.training_for(0).model_dump(mode="json")
         return data

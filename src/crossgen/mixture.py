@@ -8,7 +8,8 @@ the synthetic pools of the previous generation's models, with loss (or sampling)
 
 where a = alpha[t, k], b = beta[t, k] and W is the interaction matrix (rows sum to 1; the
 paper's complete graph is W = 1/K everywhere, so each pool gets a / K). Generation 0 has no
-synthetic data: alpha[0] is 0 by definition, whatever a schedule says.
+synthetic data: alpha[0] is 0 by definition, whatever a schedule says. W's topologies and
+checks live in `crossgen.theory.graphs`; here an entity's row of W is just its pool weights.
 
 A weight is given as a scalar (every generation and entity), one value per generation
 t = 0..T (shared by the entities), or a (T+1, K) array; `weight_schedule` turns any of them
@@ -41,11 +42,21 @@ class MixtureWeights(NamedTuple):
     pools: tuple[float, ...]
 
 
-def mixture_weights(alpha: float, beta: float, K: int, generation: int = 1) -> MixtureWeights:
-    """(1-a)b, (1-a)(1-b) and a/K for each of the K pools (no pools' weight at generation 0)."""
+def mixture_weights(
+    alpha: float, beta: float, K: int, generation: int = 1, row: Optional[Sequence[float]] = None
+) -> MixtureWeights:
+    """(1-a)b, (1-a)(1-b) and a W[k, j] for each of the K pools (no pools' weight at generation 0).
+
+    `row` is the entity's row of the interaction matrix W; None is the complete graph, each
+    pool a / K (computed as a / K, so the paper's setting gives exactly the same numbers)."""
     a = 0.0 if generation == 0 else float(alpha)
     b = float(beta)
-    pools = (a / K,) * K if generation and K else ()
+    if not generation or not K:
+        pools: tuple[float, ...] = ()
+    elif row is None:
+        pools = (a / K,) * K
+    else:
+        pools = tuple(a * float(w) for w in row)
     return MixtureWeights((1.0 - a) * b, (1.0 - a) * (1.0 - b), pools)
 
 
@@ -128,6 +139,7 @@ def mixture(
     public: Sequence[Example],
     pools: Sequence[Sequence[Example]],
     pool_names: Sequence[str],
+    row: Optional[Sequence[float]] = None,
 ) -> list[Component]:
     """The weighted components of one entity's update (`pools` empty at generation 0).
 
@@ -137,12 +149,14 @@ def mixture(
     private, public : the real examples D~k and D*.
     pools : one list of synthetic examples per entity (the pools D_t1..D_tK), in entity order.
     pool_names : the entities' names, for the components' names ("synthetic:<entity>").
+    row : the entity's row of the interaction matrix W (None: the complete graph, a / K each).
 
     Returns
     -------
-    list of Component: private, public, then one per pool, with the weights of `mixture_weights`.
+    list of Component: private, public, then one per pool, with the weights of `mixture_weights`
+    (a pool of weight 0 is never drawn from nor trained on).
     """
-    w = mixture_weights(alpha, beta, len(pools))
+    w = mixture_weights(alpha, beta, len(pools), row=row)
     components = [Component("private", "private", w.private, private), Component("public", "public", w.public, public)]
     components += [Component(f"synthetic:{n}", "synthetic", pw, p) for n, pw, p in zip(pool_names, w.pools, pools)]
     return components
@@ -251,10 +265,16 @@ class WeightedLoss(Paradigm):
         return [e for c in live for e in c.examples], [c.weight for c in live for _ in c.examples]
 
 
-def choose_prompts(examples: Sequence[Example], count: int, rng: np.random.Generator) -> list[Any]:
-    """Prompts an entity completes for its pool: all of them once if `count` covers the data
-    (the theory's setting, S_t = S~), else a random subset without replacement."""
+def choose_examples(examples: Sequence[Example], count: int, rng: np.random.Generator) -> list[Example]:
+    """The examples whose prompts an entity completes for its pool: all of them once if
+    `count` covers the data (the theory's setting, S_t = S~), else a random subset without
+    replacement."""
     if count >= len(examples):
-        return [e.prompt for e in examples]
+        return list(examples)
     idx = rng.choice(len(examples), size=count, replace=False)
-    return [examples[int(i)].prompt for i in idx]
+    return [examples[int(i)] for i in idx]
+
+
+def choose_prompts(examples: Sequence[Example], count: int, rng: np.random.Generator) -> list[Any]:
+    """The prompts of `choose_examples` (the same draw)."""
+    return [e.prompt for e in choose_examples(examples, count, rng)]

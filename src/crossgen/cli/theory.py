@@ -17,7 +17,7 @@ from rich.table import Table
 
 from crossgen.cli.common import stdout
 from crossgen.errors import check_fraction, check_int
-from crossgen.theory.figures import MC_REPLICATES
+from crossgen.theory.figures import GRAPHS_MC_REPLICATES, MC_REPLICATES
 
 if TYPE_CHECKING:
     from crossgen.theory import FeatureSystem
@@ -25,6 +25,32 @@ if TYPE_CHECKING:
 theory_app = typer.Typer(no_args_is_help=True, help="Exact linear-regression dynamics (section 5 of the paper).")
 
 FILE_HELP = "theory feature file (.npz): private_0..private_{K-1}, public, optional synthetic_0.., theta, sigma2"
+GRAPH_HELP = "interaction graph: complete (the paper, default), ring, directed-ring, star or isolated"
+GRAPH_FILE_HELP = "interaction matrix W (K x K, non-negative, rows summing to 1) in a .npy, .csv or .txt file"
+FRESH_HELP = "draw the private and public real data anew every generation (default: one draw, reused)"
+
+
+def _graph_name(graph: Optional[str], graph_file: Optional[Path]) -> Optional[str]:
+    """Check --graph and --graph-file before anything is read (the matrix itself is checked
+    by `_graph_spec` once K is known)."""
+    from crossgen.errors import InputError
+    from crossgen.theory.graphs import GRAPHS
+
+    if graph is not None and graph_file is not None:
+        raise InputError("--graph-file", str(graph_file), "either --graph or --graph-file, not both")
+    if graph is not None and graph not in GRAPHS:
+        raise InputError("--graph", graph, "one of " + ", ".join(GRAPHS))
+    return graph
+
+
+def _graph_spec(graph: Optional[str], graph_file: Optional[Path], K: int):
+    """The graph argument of the theory functions: None (complete), a name, or the matrix
+    read from --graph-file (validated: field --graph-file)."""
+    if graph_file is None:
+        return graph
+    from crossgen.theory.graphs import load_graph_file
+
+    return load_graph_file(graph_file, K, "--graph-file")
 
 
 def _finite_or_none(values: np.ndarray) -> Optional[list]:
@@ -40,27 +66,38 @@ def mse(
     beta: float = typer.Option(..., "--beta", help="share of private vs public real data, in [0, 1] (also at t = 0)"),
     generations: int = typer.Option(..., "--generations", help="T: updates after the initial fit"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+    graph: Optional[str] = typer.Option(None, "--graph", help=GRAPH_HELP),
+    graph_file: Optional[Path] = typer.Option(None, "--graph-file", help=GRAPH_FILE_HELP),
+    fresh_real: bool = typer.Option(False, "--fresh-real", help=FRESH_HELP),
 ) -> None:
     """Per-generation and asymptotic MSE of every entity, spectral radius, relative efficiency."""
     from crossgen.theory import FeatureSystem
 
     check_fraction("--alpha", alpha), check_fraction("--beta", beta), check_int("--generations", generations, 0)
-    result = mse_result(FeatureSystem.from_npz(file), alpha, beta, generations)
+    _graph_name(graph, graph_file)
+    system = FeatureSystem.from_npz(file)
+    spec = _graph_spec(graph, graph_file, system.K)
+    result = mse_result(system, alpha, beta, generations, graph=spec, fresh_real=fresh_real)
     if as_json:
         print(json.dumps(result))
         return
-    _print_mse_table(result)
+    setting = [f"graph {graph_file if graph_file is not None else graph}"] if graph or graph_file else []
+    _print_mse_table(result, ", ".join(setting + (["fresh real data"] if fresh_real else [])))
 
 
-def mse_result(system: FeatureSystem, alpha: float, beta: float, generations: int) -> dict:
+def mse_result(
+    system: FeatureSystem, alpha: float, beta: float, generations: int, *, graph=None, fresh_real: bool = False
+) -> dict:
     """The object `crossgen theory mse --json` prints (keys: K, d, alpha, beta, generations, mse,
     asymptotic_mse, spectral_radius, converges, growth, pooled_ols_mse, relative_efficiency).
 
     Only what is printed is computed, and the trajectory and the limit share one factorisation
-    (`trajectory_with_limit`); costs are listed in docs/theory.md."""
+    (`trajectory_with_limit`); costs are listed in docs/theory.md. graph: the interaction
+    graph (None: complete; a name or a K x K matrix: the block method of `network`);
+    fresh_real: real data drawn anew every generation."""
     from crossgen.theory import pooled_ols_mse, trajectory_with_limit
 
-    traj, limit = trajectory_with_limit(system, alpha, beta, generations)
+    traj, limit = trajectory_with_limit(system, alpha, beta, generations, graph=graph, fresh_real=fresh_real)
     pooled = pooled_ols_mse(system)
     asym = None if limit.mse is None else _finite_or_none(limit.mse)  # None: diverges
     return {
@@ -85,8 +122,9 @@ def _growth_json(growth) -> Optional[dict]:
     return {"kind": growth.kind, "per_generation": [float(v) for v in np.ravel(growth.per_generation)]}
 
 
-def _print_mse_table(r: dict) -> None:
-    table = Table(title=f"MSE per generation (K={r['K']}, d={r['d']}, alpha={r['alpha']}, beta={r['beta']})")
+def _print_mse_table(r: dict, setting: str = "") -> None:
+    extra = f", {setting}" if setting else ""
+    table = Table(title=f"MSE per generation (K={r['K']}, d={r['d']}, alpha={r['alpha']}, beta={r['beta']}{extra})")
     table.add_column("generation", justify="right")
     for k in range(r["K"]):
         table.add_column(f"entity {k}", justify="right")
@@ -198,6 +236,27 @@ def figure4(
         stdout.print(str(path))
 
 
+@theory_app.command("figure-graphs")
+def figure_graphs(
+    out_dir: Path = typer.Option(Path("figures"), "--out", help="folder for graphs.png and graphs.csv"),
+    seed: int = typer.Option(0, "--seed"),
+    replicates: int = typer.Option(GRAPHS_MC_REPLICATES, "--replicates", help="Monte Carlo replicates per graph"),
+    generations: int = typer.Option(20, "--generations"),
+) -> None:
+    """MSE, asymptotic MSE and homogenization on the complete, ring, star and isolated graphs
+    (K = 8, d = 10, rank 3, alpha = beta = 0.5; not in the paper), and the finding they give."""
+    from crossgen.theory.figures import graphs_figure, graphs_finding
+
+    check_int("--seed", seed, 0), check_int("--replicates", replicates, 2)
+    check_int("--generations", generations, 1)
+    paths = graphs_figure(out_dir, seed=seed, replicates=replicates, generations=generations)
+    for path in paths.values():
+        stdout.print(str(path))
+    import pandas as pd
+
+    stdout.print(graphs_finding(pd.read_csv(paths["csv"])))
+
+
 def simulate(
     file: Path = typer.Argument(..., help=FILE_HELP),
     alpha: float = typer.Option(..., "--alpha"),
@@ -207,6 +266,9 @@ def simulate(
     seed: int = typer.Option(0, "--seed"),
     compare: bool = typer.Option(True, "--compare/--no-compare", help="print the theory's MSE beside it"),
     as_json: bool = typer.Option(False, "--json"),
+    graph: Optional[str] = typer.Option(None, "--graph", help=GRAPH_HELP),
+    graph_file: Optional[Path] = typer.Option(None, "--graph-file", help=GRAPH_FILE_HELP),
+    fresh_real: bool = typer.Option(False, "--fresh-real", help=FRESH_HELP),
 ) -> None:
     """Monte Carlo of the linear workflow (sample, fit, generate, pool, refit) from a feature file."""
     from crossgen.theory import FeatureSystem, trajectory
@@ -214,9 +276,13 @@ def simulate(
 
     check_fraction("--alpha", alpha), check_fraction("--beta", beta), check_int("--generations", generations, 0)
     check_int("--replicates", replicates, 1), check_int("--seed", seed, 0)
+    _graph_name(graph, graph_file)
     system = FeatureSystem.from_npz(file)
-    result = run_mc(system, alpha, beta, generations, replicates=replicates, seed=seed)
-    theory = trajectory(system, alpha, beta, generations).mse if compare else None
+    spec = _graph_spec(graph, graph_file, system.K)
+    result = run_mc(
+        system, alpha, beta, generations, replicates=replicates, seed=seed, graph=spec, fresh_real=fresh_real
+    )
+    theory = trajectory(system, alpha, beta, generations, graph=spec, fresh_real=fresh_real).mse if compare else None
     if as_json:
         print(
             json.dumps(

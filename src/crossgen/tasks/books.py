@@ -1,9 +1,14 @@
 """BookCorpus (Zhu et al., 2015): the public data D* of the paper, continuous narrative text.
 
-Hub: "bookcorpus/bookcorpus", split train only, one sentence a record in field "text".
+Hub: "bookcorpus/bookcorpus", split train only, one sentence a record in field "text",
+74,004,228 records. It is streamed (`load_dataset(..., streaming=True)`, see
+`crossgen.tasks.hub`): only the records that the first `passage_limit` passages need are
+read, not the whole corpus; offline, a copy in the local Hugging Face cache is read instead.
+`task.hub_id` may name a local folder of data files too, read by `datasets` the same way.
 Local: the hub schema (JSONL / JSON / Parquet / CSV with "text"), or plain .txt with one
-sentence or paragraph a line; a folder without split-named files is read as one corpus, its
-files in name order (the original release is a folder of .txt books).
+sentence or paragraph a line, as in the release that the hub copy was made from
+(books_large_p1.txt, books_large_p2.txt); a folder without split-named files is read as one
+corpus, its files in name order (the original release is a folder of .txt books).
 
 Consecutive sentences are grouped into passages of MIN_WORDS..MAX_WORDS words (a sentence
 longer than MAX_WORDS is cut into pieces). A passage's prompt is its first PROMPT_WORDS
@@ -109,6 +114,7 @@ class BookCorpus(DatasetTask):
     FAMILY = FAMILY
     HUB_ID = "bookcorpus/bookcorpus"
     ALLOWED = ALLOWED
+    HUB_STREAMING = True  # 74M records: read only the first ones the passages need
     narrative = True
 
     def passage_examples(self, records: Records, limit: int) -> list[Example]:
@@ -126,5 +132,6 @@ class BookCorpus(DatasetTask):
         return held_out_tail(self.passage_examples(records, passage_limit(cfg.train_size, cfg.test_size)))
 
     def from_hub(self, hub_id: str, cfg: TaskConfig) -> Splits:
-        """BookCorpus has a train split only: it is split like one local file."""
-        return self.split_corpus(hub.records(hub_id, self.HUB_CONFIG, "train"), cfg)
+        """BookCorpus has a train split only: it is streamed and split like one local file,
+        the stream closed once `passage_limit` passages are built."""
+        return self.split_corpus(hub.records(hub_id, self.HUB_CONFIG, "train", self.HUB_STREAMING), cfg)

@@ -39,12 +39,16 @@ class DatasetTask(Task):
         The hub config (e.g. "main" for GSM8K, "ARC-Easy").
     ALLOWED : str
         What a valid record looks like, for error messages.
+    HUB_STREAMING : bool
+        Read the hub's splits as streams (`crossgen.tasks.hub.records`): for a corpus of
+        which only the first records are used (BookCorpus).
     """
 
     FAMILY: ClassVar[str] = ""
     HUB_ID: ClassVar[str] = ""
     HUB_CONFIG: ClassVar[Optional[str]] = None
     ALLOWED: ClassVar[str] = "records in the dataset's schema"
+    HUB_STREAMING: ClassVar[bool] = False
 
     # -- the hook of a question-answer dataset -------------------------------------------
     def to_example(self, record: Any, where: str, source: str) -> Example:
@@ -73,8 +77,9 @@ class DatasetTask(Task):
 
     def from_hub(self, hub_id: str, cfg: TaskConfig) -> Splits:
         """The hub's train and test splits."""
-        train = self.split_examples(hub.records(hub_id, self.HUB_CONFIG, "train"), "train", cfg)
-        test = self.split_examples(hub.records(hub_id, self.HUB_CONFIG, "test"), "test", cfg)
+        streaming = self.HUB_STREAMING
+        train = self.split_examples(hub.records(hub_id, self.HUB_CONFIG, "train", streaming), "train", cfg)
+        test = self.split_examples(hub.records(hub_id, self.HUB_CONFIG, "test", streaming), "test", cfg)
         return train, test
 
     # -- Task ---------------------------------------------------------------------------

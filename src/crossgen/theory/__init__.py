@@ -6,9 +6,14 @@ MSE and MSPE of every entity (Theorems 1-2, corrected as in docs/DESIGN.md); `as
 t -> infinity limit (Theorem 3) or how the MSE diverges; `trajectory_with_limit` both for the
 price of one; `efficiency` the pooled-OLS benchmark and alpha-beta grids (Figure 2);
 `homogenization` how the entities converge to a consensus; `scenarios` the paper's feature
-designs; `simulate` the Monte Carlo twin; `figures` the paper's Figures 2 and 4; `dense` a
-literal Kd x Kd reference used by tests and benchmarks (imported on first use). Module map
-and costs: docs/theory.md.
+designs; `simulate` the Monte Carlo twin; `figures` the paper's Figures 2 and 4 (and the
+interaction-graph figure); `dense` a literal Kd x Kd reference used by tests and benchmarks
+(imported on first use). Module map and costs: docs/theory.md.
+
+Two generalisations of the paper's setting run through all of these (keyword arguments
+``graph=`` and ``fresh_real=``): an interaction graph W (`graphs`: who reads whose synthetic
+pool; the complete graph is the paper's and keeps the structured O(K d^3) engine, any other
+W runs the block method of `network`), and real data drawn anew every generation.
 """
 
 from crossgen.theory import scenarios
@@ -20,6 +25,7 @@ from crossgen.theory.efficiency import (
     pooled_ols_mse,
     relative_efficiency,
 )
+from crossgen.theory.graphs import GRAPHS, graph
 from crossgen.theory.homogenization import Homogenization, homogenization
 from crossgen.theory.limit import Asymptote, Growth, asymptotic, stationary_mse
 from crossgen.theory.recursion import spectral_radius
@@ -28,6 +34,7 @@ from crossgen.theory.stationary import RHO_TOL
 from crossgen.theory.system import PINV_RCOND, PINV_RTOL, FeatureSystem, design_pinv, psd_pinv
 
 __all__ = [
+    "GRAPHS",
     "PINV_RCOND",
     "PINV_RTOL",
     "RHO_TOL",
@@ -43,6 +50,7 @@ __all__ = [
     "efficiency_grid",
     "figure2_system",
     "figure4_system",
+    "graph",
     "homogenization",
     "low_rank_system",
     "optimal_weights",

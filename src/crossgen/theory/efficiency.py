@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 
 from crossgen.errors import InputError
-from crossgen.mixture import fraction_array
+from crossgen.mixture import entity_weights, fraction_array
+from crossgen.theory import network
+from crossgen.theory.graphs import GraphSpec, interaction
 from crossgen.theory.limit import asymptotic, stationary_mse
 from crossgen.theory.system import FeatureSystem, psd_pinv
 
@@ -41,14 +43,21 @@ def pooled_ols_mse(system: FeatureSystem) -> float:
     return float(system.sigma2 * np.trace(Sp) + r @ r)
 
 
-def relative_efficiency(system: FeatureSystem, alpha: Any, beta: Any) -> np.ndarray:
+def relative_efficiency(
+    system: FeatureSystem, alpha: Any, beta: Any, *, graph: GraphSpec = None, fresh_real: bool = False
+) -> np.ndarray:
     """Pooled-OLS MSE / asymptotic MSE of each entity (Theorem 3; paper's Figure 2).
+
+    The benchmark is one draw of all real data pooled, whatever the graph; with fresh real
+    data the workflow sees a new draw every generation, so its efficiency can exceed 1.
 
     Parameters
     ----------
     system : FeatureSystem
     alpha, beta : float or array (K,)
         Stationary weights: a scalar or one value per entity, in [0, 1] (see `asymptotic`).
+    graph, fresh_real
+        Interaction matrix and fresh real data, as for `asymptotic`.
 
     Returns
     -------
@@ -60,7 +69,7 @@ def relative_efficiency(system: FeatureSystem, alpha: Any, beta: Any) -> np.ndar
     InputError
         A weight outside [0, 1] or of the wrong shape.
     """
-    asym = asymptotic(system, alpha, beta)
+    asym = asymptotic(system, alpha, beta, graph=graph, fresh_real=fresh_real)
     if asym.mse is None:  # diverges
         return np.zeros(system.K)
     return pooled_ols_mse(system) / asym.mse
@@ -77,15 +86,20 @@ def _grid_axis(name: str, values: Any) -> np.ndarray:
     return arr
 
 
-def efficiency_grid(system: FeatureSystem, alphas: Any, betas: Any) -> np.ndarray:
+def efficiency_grid(
+    system: FeatureSystem, alphas: Any, betas: Any, *, graph: GraphSpec = None, fresh_real: bool = False
+) -> np.ndarray:
     """Relative efficiency of every entity on an alpha x beta grid (weights shared by all
-    entities), vectorised over the cells (`limit.stationary_mse`): O(cells K d^3).
+    entities), vectorised over the cells (`limit.stationary_mse`): O(cells K d^3). On a graph
+    other than the complete one, one `network.limit` per cell: O(cells (Kd)^3).
 
     Parameters
     ----------
     system : FeatureSystem
     alphas, betas : sequence of float
         Non-empty lists of weights in [0, 1].
+    graph, fresh_real
+        Interaction matrix and fresh real data, as for `asymptotic`.
 
     Returns
     -------
@@ -100,9 +114,19 @@ def efficiency_grid(system: FeatureSystem, alphas: Any, betas: Any) -> np.ndarra
     a = _grid_axis("alphas", alphas)
     b = _grid_axis("betas", betas)
     K = system.K
+    W = interaction(graph, K)
     A = np.broadcast_to(a[:, None, None], (a.size, b.size, K))
     B = np.broadcast_to(b[None, :, None], (a.size, b.size, K))
-    mse, _ = stationary_mse(system, A, B)
+    if W is None:
+        mse, _ = stationary_mse(system, A, B, fresh_real=bool(fresh_real))
+    else:
+        mse = np.full((a.size, b.size, K), np.inf)
+        for i in range(a.size):
+            for j in range(b.size):
+                ai, bj = entity_weights("alpha", a[i], K), entity_weights("beta", b[j], K)
+                lim = network.limit(system, W, ai, bj, bj, fresh_real=bool(fresh_real))
+                if lim.mse is not None:
+                    mse[i, j] = lim.mse
     with np.errstate(divide="ignore"):
         return np.where(np.isfinite(mse), pooled_ols_mse(system) / mse, 0.0)
 

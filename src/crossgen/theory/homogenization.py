@@ -13,12 +13,14 @@ covariance as traces of Frobenius products, O(K d^3 + K^2 d^2) per generation.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 import numpy as np
 
+from crossgen.theory import network
+from crossgen.theory.graphs import GraphSpec, interaction
 from crossgen.theory.recursion import cross_traces, iterate_states, schedule_grams, weights
 from crossgen.theory.system import FeatureSystem
 
@@ -39,10 +41,14 @@ def homogenization(
     beta: Any,
     generations: int,
     synthetic_schedule: Optional[Sequence[Sequence[np.ndarray]]] = None,
+    *,
+    graph: GraphSpec = None,
+    fresh_real: bool = False,
 ) -> Homogenization:
     """Consensus distance and error correlations of the entities, per generation.
 
-    Runs the recursion of `recursion`, O(T (K d^3 + K^2 d^2)).
+    Runs the recursion of `recursion`, O(T (K d^3 + K^2 d^2)); on a graph other than the
+    complete one the block recursion of `network`, O(T (K^2 d^3 + K^3 d^2)).
 
     Parameters
     ----------
@@ -53,6 +59,8 @@ def homogenization(
         T >= 0.
     synthetic_schedule : sequence of T sequences of K arrays (m_tk, d), optional
         As for `trajectory`.
+    graph, fresh_real
+        The interaction matrix and fresh real data, as for `trajectory`.
 
     Returns
     -------
@@ -66,13 +74,21 @@ def homogenization(
     a, b = weights(system, alpha, beta, generations)
     schedule = schedule_grams(system, synthetic_schedule, a.shape[0] - 1)
     K = system.K
+    W = interaction(graph, K)
+    fresh = bool(fresh_real)
+    if W is None:
+        states = cast(Iterator[Any], iterate_states(system, a, b, schedule, fresh))
+        traces = cast(Callable[..., np.ndarray], cross_traces)
+    else:
+        states = cast(Iterator[Any], network.iterate_states(system, W, a, b, schedule, fresh))
+        traces = cast(Callable[..., np.ndarray], network.cross_traces)
     iu = np.triu_indices(K, 1)
     dist, corr, mean_corr = [], [], []
-    for s in iterate_states(system, a, b, schedule):
+    for s in states:
         spread = s.mean - s.mean.mean(axis=0)
         dist.append(np.sum(spread**2) / K)
         e = s.mean - system.theta
-        E = cross_traces(system, s) + e @ e.T
+        E = traces(system, s) + e @ e.T
         with np.errstate(divide="ignore", invalid="ignore"):
             c = E / np.sqrt(np.outer(np.diag(E), np.diag(E)))
         corr.append(c)

@@ -28,6 +28,11 @@ Its trace, with H2 = H H and <X, Y> = tr(X'Y), needs no d x d block per entity b
   Ztot = sigma^2 Zh + Y.
 The mean follows the vector recursion mean_tk = H_tk (ab S~_k + ac S*) theta + U_tk omega_t,
 omega_t = sum_j S_tj mean_{t-1,j}, which is M_t E[b] (correction 4: valid for any rank).
+
+Fresh real data (`fresh_real=True`, the real responses drawn anew every generation): b_t is
+independent of theta_{t-1}, so Wh_t = 0 and generation t-1's real-data covariance joins the
+synthetic noise in Y (see `next_state`); every formula above then holds with Wh = 0.
+This module is the complete graph (the paper's); any other interaction graph is `network`.
 """
 
 from __future__ import annotations
@@ -158,19 +163,34 @@ def next_state(
     beta: np.ndarray,
     syn_h: np.ndarray,
     same_features: bool,
+    fresh_real: bool = False,
 ) -> GenerationState:
     """Generation t = prev.t + 1 with synthetic Grams syn (K, d, d), syn_h =
     hstack_blocks(syn), and weights (K,); same_features: generation t - 1 used the same
-    synthetic Grams, so that A_t is prev.AU."""
+    synthetic Grams, so that A_t is prev.AU.
+
+    fresh_real: the real data are drawn anew at generation t, independent of everything
+    before, so nothing of the real data is carried through the synthetic data (Wh = 0) and
+    generation t - 1's real-data covariance enters Y instead:
+    Y_t = sigma^2 (sum_j S_tj + sum_k Wh_k S~_k Wh_k' + Wp S* Wp') + A_t Y_{t-1} A_t' with
+    Wh_k = ab_{t-1,k} S_tk H_{t-1,k} and Wp = sum_k ac_{t-1,k} S_tk H_{t-1,k} (the innovations
+    of the fixed-data recursion for Wh)."""
     K = system.K
     ab, ac, a = mixture_coefficients(alpha, beta)
     u = a / K
     H = psd_pinv(mixture_grams(system.private_grams, system.public_gram, syn.mean(axis=0), ab, ac, a))
     A = prev.AU if same_features and prev.AU is not None else weighted_stack_sum(syn_h, prev.u, prev.H)  # V_t' U_{t-1}
     Wpriv = syn @ (prev.ab[:, None, None] * prev.H)
-    Wpriv += A @ prev.Wpriv
-    Wpub = weighted_stack_sum(syn_h, prev.ac, prev.H) + A @ prev.Wpub
-    Y = system.sigma2 * syn.sum(axis=0) + A @ prev.Y @ A.T
+    Wpub = weighted_stack_sum(syn_h, prev.ac, prev.H)
+    if fresh_real:
+        St, Ss = system.private_grams, system.public_gram
+        inno = stack_sum(Wpriv @ St, tr(Wpriv)) + Wpub @ Ss @ Wpub.T
+        Y = system.sigma2 * (syn.sum(axis=0) + inno) + A @ prev.Y @ A.T
+        Wpriv, Wpub = np.zeros_like(Wpriv), np.zeros_like(Wpub)
+    else:
+        Wpriv += A @ prev.Wpriv
+        Wpub = Wpub + A @ prev.Wpub
+        Y = system.sigma2 * syn.sum(axis=0) + A @ prev.Y @ A.T
     omega = syn_h @ prev.mean.reshape(-1)  # V_t' E[theta_{t-1}]
     p = real_part_of_mean(system, ab, ac)
     mean = np.einsum("kij,kj->ki", H, p + u[:, None] * omega)
@@ -191,9 +211,14 @@ def next_state(
 
 
 def iterate_states(
-    system: FeatureSystem, alpha: np.ndarray, beta: np.ndarray, schedule: Optional[Sequence[np.ndarray]] = None
+    system: FeatureSystem,
+    alpha: np.ndarray,
+    beta: np.ndarray,
+    schedule: Optional[Sequence[np.ndarray]] = None,
+    fresh_real: bool = False,
 ) -> Iterator[GenerationState]:
-    """Generations 0..T for (T+1, K) weights; schedule: T synthetic Gram stacks (t = 1..T)."""
+    """Generations 0..T for (T+1, K) weights; schedule: T synthetic Gram stacks (t = 1..T);
+    fresh_real: real data drawn anew every generation (see `next_state`)."""
     state = initial_state(system, beta[0])
     yield state
     prev_syn = None
@@ -204,7 +229,7 @@ def iterate_states(
             syn = schedule[t - 1]
             syn_h = hstack_blocks(syn)
         # A_1 = 0 whatever the features (alpha_0 = 0), so state 0's AU serves it
-        state = next_state(system, state, syn, alpha[t], beta[t], syn_h, t == 1 or syn is prev_syn)
+        state = next_state(system, state, syn, alpha[t], beta[t], syn_h, t == 1 or syn is prev_syn, fresh_real)
         prev_syn = syn
         yield state
 

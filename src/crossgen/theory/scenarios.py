@@ -103,3 +103,11 @@ def figure2_system(seed: int = 0) -> FeatureSystem:
 def figure4_system(seed: int = 0) -> FeatureSystem:
     """Figure 4 of the paper: K = 2, d = 50, private rank 15, n_k = n* = 200."""
     return low_rank_system(K=2, d=50, rank=15, seed=seed)
+
+
+def graphs_system(seed: int = 0) -> FeatureSystem:
+    """The interaction-graph figure's design (not in the paper): K = 8, d = 10, private rank 3,
+    n_k = 20 private rows per entity and a small public set (n* = 10 = d), so that an entity
+    learns the directions outside its own private subspace mostly from the others' synthetic
+    data, and the graph decides how much of it reaches it."""
+    return low_rank_system(K=8, d=10, rank=3, n_private=20, n_public=10, seed=seed)

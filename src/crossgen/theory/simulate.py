@@ -8,7 +8,11 @@ G, P, Q or M matrices), so that it can check the theory independently:
 * generation t >= 1: every entity j publishes y_tj = X_tj thetahat_{t-1,j} + N(0, sigma2 I);
   the K synthetic sets are pooled and entity k refits, minimising
   (1-a) b ||y~_k - X~_k th||^2 + (1-a)(1-b) ||y* - X* th||^2 + (a/K) sum_j ||y_tj - X_tj th||^2
-  with a = alpha_{t,k}, b = beta_{t,k}.
+  with a = alpha_{t,k}, b = beta_{t,k};
+* on an interaction graph W (`graph=`, `crossgen.theory.graphs`) pool j gets a W[k, j]
+  instead of a/K (pools of zero weight are left out of the fit);
+* with ``fresh_real=True`` the private and public responses are drawn anew at every
+  generation t >= 1 (same features, new noise), instead of once at generation 0.
 
 Every fit is the minimum-norm solution of the sqrt-weight-scaled stacked design (blocks of
 zero weight dropped), computed by an SVD pseudo-inverse with the estimator's one cut-off
@@ -19,7 +23,8 @@ computed once and applied to all replicates at once, responses being the columns
 matrix.
 
 Reproducibility: replicates are grouped in blocks of ``BLOCK`` replicates; block b draws its
-noise from its own numpy Generator spawned from ``SeedSequence(seed)``, and the summary
+noise from its own numpy Generator spawned from ``SeedSequence(seed)`` (in the order: real
+responses, then per generation [fresh real responses,] synthetic noise), and the summary
 statistics are folded block by block in block order. Hence the numbers depend only on
 ``seed`` (and the inputs), not on ``chunk``, and the first R replicates of a larger run are
 the replicates of a run with ``replicates=R``. The noise stream does not depend on the
@@ -37,6 +42,7 @@ import numpy as np
 
 from crossgen.errors import InputError, check_int
 from crossgen.mixture import mixture_weights, weight_schedule
+from crossgen.theory.graphs import interaction
 from crossgen.theory.system import (  # validation and the estimator's pseudo-inverse only
     FeatureSystem,
     _feature_matrix,
@@ -198,8 +204,9 @@ def _fit_weights(t: int, a: float, b: float, K: int) -> tuple[float, float, floa
     return w.private, w.public, w.pools[0] if w.pools else 0.0
 
 
-def _plan(data: _Data, alpha: np.ndarray, beta: np.ndarray, schedule) -> list[list[_Fit]]:
-    """The fit of every (generation, entity), each distinct design factorised once."""
+def _plan(data: _Data, alpha: np.ndarray, beta: np.ndarray, schedule, W: np.ndarray | None = None) -> list[list[_Fit]]:
+    """The fit of every (generation, entity), each distinct design factorised once; W: the
+    interaction matrix (None: the complete graph, every pool weighted a/K)."""
     cache: dict[tuple, _Fit] = {}
     plan = []
     for t in range(alpha.shape[0]):
@@ -207,14 +214,30 @@ def _plan(data: _Data, alpha: np.ndarray, beta: np.ndarray, schedule) -> list[li
         pooled = np.vstack(synthetic) if t else np.zeros((0, data.d))
         row = []
         for k in range(data.K):
-            w = _fit_weights(t, float(alpha[t, k]), float(beta[t, k]), data.K)
+            w: tuple = _fit_weights(t, float(alpha[t, k]), float(beta[t, k]), data.K)
+            if W is not None and t:
+                w = (w[0], w[1], tuple(float(alpha[t, k]) * W[k]))
             key = (k, w, tuple(id(x) for x in synthetic))
             if key not in cache:
-                maps = _weighted_maps([(w[0], data.private[k]), (w[1], data.public), (w[2], pooled)])
-                cache[key] = _Fit(*maps)
+                if W is not None and t:
+                    cache[key] = _graph_fit(data, k, w, synthetic)
+                else:
+                    maps = _weighted_maps([(w[0], data.private[k]), (w[1], data.public), (w[2], pooled)])
+                    cache[key] = _Fit(*maps)
             row.append(cache[key])
         plan.append(row)
     return plan
+
+
+def _graph_fit(data: _Data, k: int, w: tuple, synthetic: tuple[np.ndarray, ...]) -> _Fit:
+    """Entity k's fit with one weight per pool (w[2][j] = a W[k, j]); the pooled responses'
+    map puts zeros on the pools left out."""
+    maps = _weighted_maps([(w[0], data.private[k]), (w[1], data.public)] + list(zip(w[2], synthetic)))
+    pools = maps[2:]
+    syn = None
+    if any(m is not None for m in pools):
+        syn = np.hstack([np.zeros((data.d, x.shape[0])) if m is None else m for m, x in zip(pools, synthetic)])
+    return _Fit(maps[0], maps[1], syn)
 
 
 def _apply(pairs, d: int, cols: int) -> np.ndarray:
@@ -307,6 +330,9 @@ def simulate(
     keep_estimates: bool = False,
     chunk: int | None = None,
     progress: Progress | None = None,
+    *,
+    graph=None,
+    fresh_real: bool = False,
 ) -> SimulationResult:
     """Monte Carlo estimates of the mean, variance and MSE of every thetahat_tk.
 
@@ -331,6 +357,10 @@ def simulate(
         and speed, never the numbers.
     progress : callable(done, total), optional
         Called after each generation of each chunk, total = (T+1) x number of chunks.
+    graph : None, str or array (K, K), optional
+        The interaction matrix W (`crossgen.theory.graphs`); default the complete graph.
+    fresh_real : bool, default False
+        Redraw the private and public responses at every generation.
 
     Returns
     -------
@@ -352,7 +382,8 @@ def simulate(
     alpha_w = weight_schedule("alpha", alpha, T, data.K)
     beta_w = weight_schedule("beta", beta, T, data.K)
     schedule = _schedule(synthetic_schedule, data, T)
-    plan = _plan(data, alpha_w, beta_w, schedule)
+    plan = _plan(data, alpha_w, beta_w, schedule, interaction(graph, data.K))
+    fresh = bool(fresh_real)
 
     n_blocks = -(-R // BLOCK)
     streams = _streams(seed, n_blocks)
@@ -366,7 +397,7 @@ def simulate(
             first = c * per_chunk * BLOCK
             valid = min(R, first + per_chunk * BLOCK) - first
             chunk_streams = streams[c * per_chunk : (c + 1) * per_chunk]
-            for t, theta_t in enumerate(_run_chunk(data, plan, schedule, chunk_streams)):
+            for t, theta_t in enumerate(_run_chunk(data, plan, schedule, chunk_streams, fresh)):
                 err = theta_t - data.theta[None, :, None]
                 norm2 = (err**2).sum(axis=1, keepdims=True)
                 stats.add(t, np.concatenate([err, norm2], axis=1), valid)
@@ -402,11 +433,12 @@ def _blocks_per_chunk(data: _Data, schedule, chunk: int | None, n_blocks: int) -
     return int(min(n_blocks, max(1, -(-chunk // BLOCK))))
 
 
-def _run_chunk(data: _Data, plan, schedule, streams):
+def _run_chunk(data: _Data, plan, schedule, streams, fresh_real: bool = False):
     """Yield thetahat_t as a (K, d, cols) array for t = 0..T, for one chunk of replicates.
 
     The real-data part of a fit is computed once per distinct fit and reused across the
-    generations that share it (constant weights: every generation t >= 1).
+    generations that share it (constant weights: every generation t >= 1); with fresh real
+    data it is recomputed from the new responses every generation.
     """
     private, public = _initial_responses(data, streams)
     cols = public.shape[1]
@@ -421,6 +453,9 @@ def _run_chunk(data: _Data, plan, schedule, streams):
     theta = np.stack([real(k, fit) for k, fit in enumerate(plan[0])])
     yield theta
     for t in range(1, len(plan)):
+        if fresh_real:
+            private, public = _initial_responses(data, streams)
+            real_part.clear()
         pooled = _synthetic_responses(data, schedule[t - 1], theta, streams)
         theta = np.stack(
             [real(k, fit) + _apply([(fit.synthetic, pooled)], data.d, cols) for k, fit in enumerate(plan[t])]

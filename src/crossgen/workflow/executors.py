@@ -155,6 +155,9 @@ class ProcessExecutor:
 
     def map(self, workflow: Workflow, tasks: Sequence[EntityTask]) -> list[Any]:
         if self.pool is None:
+            # The driver's own torch work (the embedding metrics, overlapping the workers' next
+            # generation: loop.py) gets the cores the workers leave, at least one.
+            limit_threads(max(1, (os.cpu_count() or 1) - self.workers * self.threads))
             # spawn: a fork of a driver that has run torch can deadlock in its thread pools
             context = multiprocessing.get_context("spawn")
             self.pool = cf.ProcessPoolExecutor(

@@ -2,11 +2,15 @@
 
 Generation 0: each entity trains the shared initial model on D~k and D* (weights beta,
 1-beta). Generation t >= 1: every model of generation t-1 completes prompts of its own
-private task (the pool D_tk); each entity then trains on n examples of the mixture of
-D~k, D*, D_t1..D_tK (see mixing.py). After each generation every model is scored on every
-task's test split and completes the first prompts of every dataset for the embedding
-metrics. Every random choice is seeded from (run seed, generation, entity, purpose), and
-every step's output is a file, so a resumed run reproduces an uninterrupted one.
+private task (the pool D_tk), and the pool's filters (filters.py) keep some of them; each
+entity then trains on n examples of the mixture of D~k, D*, D_t1..D_tK (see mixture.py),
+entity k reading pool j with weight alpha W[k, j] (`graph`: the paper's complete graph,
+W = 1/K, by default). With `fresh_real`, D~k and D* are new examples every generation
+(disjoint chunks of each dataset, cut by `prepare`). After each generation every model is
+scored on every task's test split and completes the first prompts of every dataset for the
+embedding metrics. Every random choice is seeded from (run seed, generation, entity,
+purpose), and every step's output is a file, so a resumed run reproduces an uninterrupted
+one.
 
 Metrics that need a loaded model (task accuracy, reference perplexity) are injected, since
 the loop sits below the metrics: `model_metrics(ModelEvaluation)` is called for every model
@@ -16,25 +20,124 @@ it (`ModelEvaluation.model`); it writes its own files and skips what exists.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import signal
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional, Protocol
 
 import numpy as np
 import pandas as pd
 
-from crossgen.config import RunConfig
-from crossgen.data import Example, ExperimentData, derive_seed, synthetic_source
-from crossgen.io import read_jsonl, write_jsonl, write_table
-from crossgen.mixture import choose_prompts, get_paradigm, mixture
+from crossgen.config import RunConfig, TaskConfig
+from crossgen.data import Example, ExperimentData, FreshReal, derive_seed, fresh_chunks, synthetic_source
+from crossgen.errors import InputError
+from crossgen.io import read_jsonl, write_json, write_jsonl, write_table
+from crossgen.mixture import choose_examples, get_paradigm, mixture
+from crossgen.workflow.filters import PoolContext, apply_filters, counts_path
 from crossgen.workflow.progress import NullProgress, Progress
 from crossgen.workflow.store import RunStore
 
 # What a seed is for; part of the seed derivation, so never renumber.
-TRAIN, MIX, POOL, COMPLETE, INIT = range(5)
+TRAIN, MIX, POOL, COMPLETE, INIT, FRESH = range(6)
+POOL_COUNTS = "pool_counts"  # gen_NNN/pool_counts.csv -> DIR/pool_counts.csv
+POOL_COUNT_COLUMNS = ["generation", "entity", "pool", "generated", "kept"]
+
+
+def interaction_of(cfg: RunConfig) -> Optional[np.ndarray]:
+    """The run's interaction matrix W (K x K, rows sum to 1), or None for the complete graph
+    (each pool weighs alpha / K exactly, the paper's numbers). `graph` is a topology name of
+    `crossgen.theory.graphs`, a matrix, or the path of a matrix file (read here: when the run
+    is built, and by each worker that rebuilds it)."""
+    from pathlib import Path
+
+    from crossgen.theory.graphs import GRAPHS, interaction, load_graph_file
+
+    spec: Any = cfg.graph
+    if isinstance(spec, str) and spec not in GRAPHS:
+        if not Path(spec).is_file():
+            raise InputError(
+                "graph",
+                spec,
+                f"one of {', '.join(GRAPHS)}, a {cfg.K} x {cfg.K} matrix (rows of numbers >= 0 summing to 1) or "
+                "the path of an existing .npy, .csv or .txt file holding one",
+            )
+        spec = load_graph_file(spec, cfg.K, field="graph")
+    return interaction(spec, cfg.K, field="graph")
+
+
+def prepare(cfg: RunConfig, data: ExperimentData, backend: Any) -> ExperimentData:
+    """Check what needs the run's data and backend, and attach the fresh real data; raised
+    before anything is written (`crossgen.workflow.run.build` calls it).
+
+    - `graph`: a known topology, or a valid K x K matrix (`interaction_of`);
+    - `fresh_real`: cut every dataset into T + 1 disjoint chunks (`fresh_real_data`), or an
+      InputError naming how many examples are needed and how many exist;
+    - the `verify` filter needs an entity task with answers to check; `likelihood` a text
+      backend.
+    """
+    interaction_of(cfg)
+    for k, entity in enumerate(cfg.entities):
+        for i, spec in enumerate(cfg.filters_for(k)):
+            where = f"entities.{k}.filters.{i}.name" if entity.filters is not None else f"generation.filters.{i}.name"
+            if spec.name == "likelihood" and not getattr(backend, "TEXT", False):
+                raise InputError(where, "likelihood", "a filter for a text backend (one with token likelihoods)")
+            if spec.name == "verify":
+                _check_verifiable(where, cfg.entities[k].task.name, data.private[k].train)
+    if cfg.fresh_real and data.fresh is None:
+        data.fresh = fresh_real_data(cfg, data)
+    return data
+
+
+def _check_verifiable(where: str, task_name: str, examples: list[Example]) -> None:
+    from crossgen.tasks import get_task
+
+    task = get_task(task_name)
+    try:
+        task.verify(str(examples[0].answer), examples[0])
+    except NotImplementedError:
+        raise InputError(
+            where, "verify", f"filters without verify for task {task_name} (it has no answers to check)"
+        ) from None
+
+
+def fresh_real_data(cfg: RunConfig, data: ExperimentData) -> FreshReal:
+    """Every dataset's training data of generations 0..T for `fresh_real`.
+
+    Chunk 0 is the run's usual training split (so generation 0 is unchanged); chunks 1..T
+    are disjoint seeded draws without replacement (`crossgen.data.fresh_chunks`) from the
+    rest of the dataset's whole training split: loaded without `train_size` for a dataset,
+    generated at twice the size the run needs for a generated task. Dataset i (entities in
+    order, then the public data, i = K) is permuted with seed (run seed, 0, i, FRESH).
+    """
+    from crossgen.tasks import get_task, load_task
+
+    chunks = cfg.generations + 1
+
+    def cut(i: int, task_cfg: TaskConfig, split: Any, what: str) -> list[list[Example]]:
+        n = len(split.train)
+        size = 2 * chunks * n if get_task(task_cfg.name).generated else None
+        dataset = load_task(task_cfg.model_copy(update={"train_size": size}), cfg.seed).train
+        keys = {(e.prompt, e.answer) for e in dataset}
+        if any((e.prompt, e.answer) not in keys for e in split.train):
+            raise InputError(
+                "fresh_real",
+                True,
+                f"false with model.backend {cfg.model.backend!r} (its training data for {what} are not "
+                f"drawn from the task's train split)",
+            )
+        tests = {e.prompt for e in split.test}
+        return fresh_chunks(what, dataset, split.train, tests, chunks, derive_seed(cfg.seed, 0, i, FRESH))
+
+    private = [
+        cut(k, e.task, data.private[k], f"entity {e.name} (task {e.task.name})") for k, e in enumerate(cfg.entities)
+    ]
+    public = cut(cfg.K, cfg.public, data.public, f"the public data (task {cfg.public.name})")
+    return FreshReal(private, public)
 
 
 def kill_point(name: str) -> None:
@@ -116,9 +219,16 @@ class Workflow:
         self.evaluate_hook = evaluate_hook
         self.model_metrics = model_metrics
         self.executor = executor  # None: entity after entity, in this process
+        self._hooks: Optional[ThreadPoolExecutor] = None  # the overlapped evaluate hook (see _evaluate)
+        self._hook_futures: dict[int, Future] = {}  # generation -> its overlapped evaluate hook
         self._pool_cache: Optional[tuple[int, list[list[Example]]]] = None
         self.names = [e.name for e in cfg.entities]
         self.paradigm = get_paradigm(cfg.mixing.paradigm)
+        self.W = interaction_of(cfg)  # None: the complete graph, alpha / K per pool
+        self.filters = [cfg.filters_for(k) for k in range(cfg.K)]
+        self._alpha = cfg.schedule("alpha")
+        if cfg.fresh_real and data.fresh is None:  # built without `prepare` (run.build calls it)
+            prepare(cfg, data, backend)
 
     # -- the whole run ---------------------------------------------------------------
     def run(self, initial_model=None) -> RunStore:
@@ -127,32 +237,61 @@ class Workflow:
                 self.real_texts(self.data), derive_seed(self.cfg.seed, INIT)
             )
             model.save(self.store.initial_dir)
+            del model  # every phase loads what it needs: no extra copy held for the run (GPU memory)
         kill_point("initial")
         self.store.refresh_tables()  # repairs tables of a run killed between a mark and a refresh
+        self.store.refresh_tables([POOL_COUNTS])
         total = self.cfg.generations + 1
         self.progress.start_run(total, self.names)
-        for t in range(total):
-            if self.store.is_complete(t):
-                self.progress.generation_done(t, skipped=True)
-                continue
-            started = time.perf_counter()
-            self.progress.generation_start(t)
-            self.generation(t)
-            self.store.mark_complete(t, time.perf_counter() - started, self._pool_counts(t))
-            self.store.refresh_tables()
-            if self.cfg.checkpoints == "needed":
-                self.store.prune_models(keep={0, t})
-            kill_point(f"gen{t}.complete")
-            self.progress.generation_done(t)
+        pending: Optional[tuple[int, float]] = None  # a generation whose metrics are still running
+        try:
+            for t in range(total):
+                if self.store.is_complete(t):
+                    self.progress.generation_done(t, skipped=True)
+                    continue
+                started = time.perf_counter()
+                self.progress.generation_start(t)
+                self.generation(t)
+                if pending is not None:
+                    self._finish(*pending)
+                    pending = None
+                if t in self._hook_futures:  # its metrics still run: mark it after the next generation
+                    pending = (t, started)
+                else:
+                    self._finish(t, started)
+            if pending is not None:
+                self._finish(*pending)
+        finally:
+            if self._hooks is not None:
+                self._hooks.shutdown(wait=True)
+                self._hooks = None
         self.progress.finish()
         return self.store
+
+    def _finish(self, t: int, started: float) -> None:
+        """Mark generation t complete once its evaluate hook is done (see `_evaluate`)."""
+        future = self._hook_futures.pop(t, None)
+        if future is not None:
+            future.result()  # re-raises the hook's error
+        self.store.mark_complete(t, time.perf_counter() - started, self._pool_counts(t))
+        self.store.refresh_tables()
+        self.store.refresh_tables([POOL_COUNTS])
+        if self.cfg.checkpoints == "needed":  # generation t + 1's models may exist already
+            self.store.prune_models(keep={0} | set(range(t, self.cfg.generations + 1)))
+        kill_point(f"gen{t}.complete")
+        self.progress.generation_done(t)
 
     def generation(self, t: int) -> None:
         """The phases of generation t, each as K entity tasks run by the executor."""
         if t >= 1 and self._pool_needed(t):
-            missing = [j for j, name in enumerate(self.names) if not self.store.pool_path(t, name).exists()]
+            missing = [
+                j
+                for j, name in enumerate(self.names)
+                if self._pool_needed(t, j) and not self.store.pool_path(t, name).exists()
+            ]
             needed = self._drawn_entries(t) if missing and self._lean() else None
             self._run([EntityTask("pool", t, j, None if needed is None else needed[j]) for j in missing])
+            self._write_pool_counts(t)
         untrained = [k for k, name in enumerate(self.names) if not self.store.model_dir(t, name).exists()]
         self._run([EntityTask("train", t, k) for k in untrained])
         self._evaluate(t)
@@ -179,32 +318,55 @@ class Workflow:
         return self._evaluate_entity(t, k, need_losses=task.arg)
 
     # -- steps -------------------------------------------------------------------------
-    def _pool_prompts(self, t: int, j: int) -> list:
-        """The prompts of D_tj (a seeded choice from entity j's private training data)."""
+    def _pool_examples(self, t: int, j: int) -> list[Example]:
+        """The real examples whose prompts make D_tj (a seeded choice from entity j's private
+        training data of generation t)."""
         rng = np.random.default_rng(derive_seed(self.cfg.seed, t, j, POOL))
-        return choose_prompts(self.data.private[j].train, self.cfg.generation.num_prompts, rng)
+        return choose_examples(self.data.private_train(j, t), self.cfg.generation.num_prompts, rng)
+
+    def _pool_prompts(self, t: int, j: int) -> list:
+        """The prompts of D_tj."""
+        return [e.prompt for e in self._pool_examples(t, j)]
 
     def _make_pool(self, t: int, j: int, entries: Optional[list[int]] = None) -> None:
         """D_tj: model j of generation t-1 completes prompts of its own private task; with
-        `entries`, only those entries of the pool (lean pools), each row keeping its index."""
+        `entries`, only those entries of the pool (lean pools), each row keeping its index.
+        With filters, the whole pool is completed, rows keep their index, the pool file holds
+        the rows the filters keep and `<entity>.counts.json` how many were generated and kept."""
         name = self.names[j]
         self.progress.phase(f"gen {t}: {name} writes its synthetic data")
-        prompts = self._pool_prompts(t, j)
-        index = list(range(len(prompts))) if entries is None else entries
-        chosen = [prompts[i] for i in index]
+        examples = self._pool_examples(t, j)
+        index = list(range(len(examples))) if entries is None else entries
+        chosen = [examples[i].prompt for i in index]
         model = self.backend.load(self.store.model_dir(t - 1, name))
         completions = model.generate(chosen, self.cfg.generation, seed=derive_seed(self.cfg.seed, t, j, POOL, 1))
         source = synthetic_source(name, t - 1)
         rows = [{"prompt": p, "answer": c, "source": source} for p, c in zip(chosen, completions)]
-        if entries is not None:
+        filters = self.filters[j]
+        if entries is not None or filters:
             rows = [{**row, "index": i} for row, i in zip(rows, index)]
-        write_jsonl(self.store.pool_path(t, name), rows)
+        path = self.store.pool_path(t, name)
+        if filters:
+            from crossgen.tasks import get_task
+
+            task = get_task(self.cfg.entities[j].task.name) if any(f.name == "verify" for f in filters) else None
+            context = PoolContext(name, task, examples, model, self.cfg.evaluation.batch_size)
+            rows, counts = apply_filters(filters, rows, context)
+            write_json(counts_path(path), counts)  # before the pool: a pool file means both exist
+        write_jsonl(path, rows)
 
     def _lean(self) -> bool:
         """Lean pools: only the entries some update draws are completed. Exact in distribution
         when the paradigm draws a sample from the newest pools only: the draw depends on the
-        pools' sizes, not their text, so it is made first, with the same seeds as training."""
-        return self.cfg.generation.lean and self.paradigm.samples and not self.paradigm.pool_history
+        pools' sizes, not their text, so it is made first, with the same seeds as training.
+        A run with pool filters completes whole pools: what survives filtering depends on the
+        text, so a draw made before completing would not be the draw from the filtered pool."""
+        return (
+            self.cfg.generation.lean
+            and self.paradigm.samples
+            and not self.paradigm.pool_history
+            and not any(self.filters)
+        )
 
     def _slots(self, t: int) -> list[list[Example]]:
         """Pools of placeholders (answer None), one per entry, for drawing before completing."""
@@ -225,7 +387,8 @@ class Workflow:
         return [sorted(d) for d in drawn]
 
     def _pool_counts(self, t: int) -> dict:
-        """Completions generated vs the full pool, per entity (the manifest keeps them)."""
+        """Completions generated vs the full pool, per entity (the manifest keeps them); for a
+        filtered pool also how many were kept, after each filter (`steps`) and in the end."""
         if t == 0 or not self._pool_needed(t):
             return {}
         counts = {}
@@ -233,15 +396,45 @@ class Workflow:
             path = self.store.pool_path(t, name)
             if path.exists():
                 with open(path) as fh:
-                    generated = sum(1 for line in fh if line.strip())
-                pool = min(self.cfg.generation.num_prompts, len(self.data.private[j].train))  # as choose_prompts
-                counts[name] = {"generated": generated, "pool": pool}
+                    lines = sum(1 for line in fh if line.strip())
+                pool = min(self.cfg.generation.num_prompts, len(self.data.private_train(j, t)))  # as choose_examples
+                if self.filters[j] and counts_path(path).exists():
+                    kept = json.loads(counts_path(path).read_text())
+                    counts[name] = {"generated": kept["generated"], "kept": lines, "pool": pool, "steps": kept["steps"]}
+                else:
+                    counts[name] = {"generated": lines, "pool": pool}
         return {"pools": counts}
 
-    def _pool_needed(self, t: int) -> bool:
-        """Whether any entity trains on D_t (now, or later when pools accumulate)."""
+    def _write_pool_counts(self, t: int) -> None:
+        """gen_NNN/pool_counts.csv: per entity, the pool's size, completions generated and kept."""
+        rows = [
+            {
+                "generation": t,
+                "entity": name,
+                "pool": c["pool"],
+                "generated": c["generated"],
+                "kept": c.get("kept", c["generated"]),
+            }
+            for name, c in self._pool_counts(t).get("pools", {}).items()
+        ]
+        if rows:
+            write_table(self.store.gen_dir(t) / f"{POOL_COUNTS}.csv", pd.DataFrame(rows, columns=POOL_COUNT_COLUMNS))
+
+    def _reads(self, k: int, j: int) -> bool:
+        """Whether entity k's synthetic share goes partly to pool j (W[k, j] > 0)."""
+        return self.W is None or self.W[k, j] > 0
+
+    def _pool_needed(self, t: int, j: Optional[int] = None) -> bool:
+        """Whether any entity trains on D_tj (any pool of D_t when j is None), now or later
+        when pools accumulate: some entity with alpha > 0 reads it."""
         last = self.cfg.generations if self.paradigm.pool_history else t
-        return any(self.cfg.weights("alpha", k)[s] > 0 for k in range(self.cfg.K) for s in range(t, last + 1))
+        pools = range(self.cfg.K) if j is None else [j]
+        return any(
+            self._alpha[s, k] > 0 and self._reads(k, i)
+            for k in range(self.cfg.K)
+            for s in range(t, last + 1)
+            for i in pools
+        )
 
     def _pools(self, t: int) -> list[list[Example]]:
         """Each entity's pool as seen at generation t (all earlier pools for 'accumulate'). A
@@ -249,8 +442,9 @@ class Workflow:
         if self._lean():
             pools = self._slots(t)
             for j, name in enumerate(self.names):
-                for r in read_jsonl(self.store.pool_path(t, name)):
-                    pools[j][r["index"]] = Example(r["prompt"], r["answer"], r["source"])
+                if self._pool_needed(t, j):  # a pool nobody reads is never written (nor drawn from)
+                    for r in read_jsonl(self.store.pool_path(t, name)):
+                        pools[j][r["index"]] = Example(r["prompt"], r["answer"], r["source"])
             return pools
         first = 1 if self.paradigm.pool_history else t
         if self._pool_cache is not None and self._pool_cache[0] == t:  # K trainings in this process
@@ -268,10 +462,25 @@ class Workflow:
         return pools
 
     def _training_set(self, t: int, k: int, pools: list[list[Example]]) -> tuple[list[Example], Optional[list[float]]]:
-        """Entity k's examples (and loss weights) at generation t, drawn with its own seed."""
+        """Entity k's examples (and loss weights) at generation t, drawn with its own seed.
+
+        Pools weigh alpha W[k, j]; a pool its filters emptied weighs nothing (the paradigm
+        renormalises over the rest)."""
         alpha = self.cfg.weights("alpha", k)[t]
         beta = self.cfg.weights("beta", k)[t]
-        components = mixture(alpha, beta, self.data.private[k].train, self.data.public.train, pools, self.names)
+        row = None if self.W is None else self.W[k]
+        private, public = self.data.private_train(k, t), self.data.public_train(t)
+        components = mixture(alpha, beta, private, public, pools, self.names, row)
+        if any(self.filters):
+            components = [
+                dataclasses.replace(c, weight=0.0) if c.kind == "synthetic" and not c.examples else c
+                for c in components
+            ]
+            if pools and all(c.weight == 0 for c in components):
+                raise RuntimeError(
+                    f"generation {t}, entity {self.names[k]}: the pool filters kept no completion of any pool it "
+                    "reads, and it trains on synthetic data only (alpha = 1)"
+                )
         rng = np.random.default_rng(derive_seed(self.cfg.seed, t, k, MIX))
         return self.paradigm.training_set(components, self._draw_size(t), rng)
 
@@ -317,8 +526,17 @@ class Workflow:
             rows = [row for entity_rows in results for row in entity_rows]
             write_table(self.store.losses_path(t), pd.DataFrame(rows, columns=["generation", "model", "task", "loss"]))
         kill_point(f"gen{t}.losses")
-        if self.evaluate_hook is not None:
+        if self.evaluate_hook is None:
+            return
+        if self.executor is None or self.executor.name == "sequential":
             self.evaluate_hook(self.store, t)
+            return
+        # With entities in workers, the driver's metrics of generation t (embeddings, the text
+        # families: files of generation t only) overlap generation t + 1's pools and updates,
+        # which do not read them; t is marked complete only after they are written (`_finish`).
+        if self._hooks is None:
+            self._hooks = ThreadPoolExecutor(1, thread_name_prefix="crossgen-metrics")
+        self._hook_futures[t] = self._hooks.submit(self.evaluate_hook, self.store, t)
 
     def _evaluate_entity(self, t: int, k: int, need_losses: bool) -> list[dict]:
         """Entity k's loss rows (if `need_losses`), completions and model metrics."""

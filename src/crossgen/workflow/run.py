@@ -12,7 +12,7 @@ from crossgen.backends.registry import get_backend
 from crossgen.config import RunConfig
 from crossgen.data import ExperimentData, derive_seed
 from crossgen.errors import InputError
-from crossgen.workflow.loop import INIT, EntityExecutor, ModelMetrics, Workflow
+from crossgen.workflow.loop import INIT, EntityExecutor, ModelMetrics, Workflow, prepare
 from crossgen.workflow.progress import Progress
 from crossgen.workflow.store import RunStore, copy_generation0
 
@@ -32,10 +32,12 @@ def build(cfg: RunConfig) -> tuple[ExperimentData, Backend]:
     Raises
     ------
     InputError
-        An unknown backend name (``model.backend``), a bad task, model path or device:
+        An unknown backend name (``model.backend``), a bad task, model path or device, a
+        dataset too small for ``fresh_real``, a pool filter the data or backend cannot run:
         all before anything is written.
     """
-    return get_backend(cfg.model.backend).from_config(cfg)
+    data, backend = get_backend(cfg.model.backend).from_config(cfg)
+    return prepare(cfg, data, backend), backend
 
 
 def run_workflow(

@@ -75,10 +75,10 @@ class HFBackend:
     @classmethod
     def from_config(cls, cfg: RunConfig) -> tuple[ExperimentData, HFBackend]:
         """The configured tasks (`crossgen.tasks.load_experiment_data`) and a backend on
-        ``cfg.device`` with ``resources.threads`` (default: ``resources.cpus``) threads."""
+        ``cfg.device`` with ``resources.threads`` threads (None: as the process has them —
+        torch's default, the machine's cores, or what a parallel worker was given)."""
         data = load_experiment_data(cfg)
-        threads = cfg.resources.threads or max(1, int(cfg.resources.cpus))
-        return data, cls(cfg.model, device=cfg.device, threads=threads)
+        return data, cls(cfg.model, device=cfg.device, threads=cfg.resources.threads)
 
     # -- Backend --------------------------------------------------------------------
     def initial_model(self, real_texts: Sequence[str], seed: int) -> HFModel:
