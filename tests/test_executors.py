@@ -6,21 +6,19 @@ import os
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 import yaml
 
 pytest.importorskip("transformers")
 
-from test_workflow_hf import TINY as BASE
+from helpers import tiny_linear
+from test_workflow_hf import TINY
 
-# With completions to embed (the driver's metrics then overlap the workers' next generation)
-# and only the checkpoints resume needs (pruned while the next generation's exist).
-TINY = {**BASE, "checkpoints": "needed", "evaluation": {**BASE["evaluation"], "embedding_prompts": 4}}
 # What must be bit-identical: the tables, a pool, and the last generation's weights.
 FILES = [
     "losses.csv",
     "metrics.csv",
-    "similarity.csv",
     "gen_002/pool/science.jsonl",
     "gen_002/models/arithmetic/model.safetensors",
 ]
@@ -58,8 +56,6 @@ def test_process_executor_writes_the_sequential_files(tmp_path, sequential):
     assert run.returncode == 0, run.stderr[-2000:]
     assert "2 worker processes, 1 CPU threads each" in run.stderr
     assert_same_files(tmp_path / "run", reference)
-    kept = sorted(p.parent.name for p in (tmp_path / "run").glob("gen_*/models"))
-    assert kept == ["gen_000", "gen_002"]
 
 
 def test_a_worker_killed_fails_its_entity_and_the_run_resumes_to_the_same_files(tmp_path, sequential):
@@ -95,6 +91,36 @@ def test_ray_executor_writes_the_sequential_files(tmp_path, sequential):
     run = crossgen("run", str(config), "--out", str(tmp_path / "run"), "--executor", "ray")
     assert run.returncode == 0, run.stderr[-2000:]
     assert_same_files(tmp_path / "run", reference)
+
+
+def test_metrics_overlapping_the_next_generation_and_pruning_give_the_sequential_run(tmp_path):
+    """With a parallel executor the evaluate hook of generation t runs while generation t + 1
+    trains; t is marked complete after it, and pruning keeps t + 1's models."""
+    from crossgen.config import parse_config
+    from crossgen.workflow.executors import ProcessExecutor
+    from crossgen.workflow.run import run_workflow
+
+    cfg = parse_config(tiny_linear(generations=3, checkpoints="needed", resources={"threads": 1}))
+    seen = []
+
+    def hook(store, t):  # a metric of generation t, from its files only
+        seen.append((t, sorted(store.completed_generations())))
+        mean = pd.read_csv(store.losses_path(t)).loss.mean()
+        (store.gen_dir(t) / "mean_loss.txt").write_text(f"{mean:.12g}")
+
+    run_workflow(cfg, tmp_path / "seq", evaluate_hook=hook)
+    assert seen == [(t, list(range(t))) for t in range(4)]
+    seen.clear()
+    executor = ProcessExecutor(workers=2, threads=1)
+    try:
+        run_workflow(cfg, tmp_path / "par", evaluate_hook=hook, executor=executor)
+    finally:
+        executor.close()
+    assert seen == [(t, list(range(t))) for t in range(4)]  # the same state as sequential hooks see
+    for name in ["losses.csv", *(f"gen_00{t}/mean_loss.txt" for t in range(4))]:
+        assert (tmp_path / "par" / name).read_bytes() == (tmp_path / "seq" / name).read_bytes(), name
+    kept = sorted(p.parent.name for p in (tmp_path / "par").glob("gen_*/models"))
+    assert kept == sorted(p.parent.name for p in (tmp_path / "seq").glob("gen_*/models")) == ["gen_000", "gen_003"]
 
 
 def test_an_exception_in_a_task_names_its_entity_and_generation(tmp_path, monkeypatch):

@@ -36,10 +36,13 @@ class StorageError(RuntimeError):
         super().__init__(f"could not write {self.path}: {reason} (the previous content is unchanged)")
 
 
-def _short(value: Any, limit: int = 80) -> str:
+def _short(value: Any, limit: int = 80, text_limit: int = 400) -> str:
+    """The value on one line; a long repr is cut at `limit`, a string (paths, names) only at
+    `text_limit`, so that a path is shown whole."""
     text = repr(value) if not isinstance(value, str) else value
     text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    cut = text_limit if isinstance(value, str) else limit
+    return text if len(text) <= cut else text[: cut - 3] + "..."
 
 
 def check_int(field: str, value: Any, minimum: int = 0, maximum: Optional[int] = None) -> int:

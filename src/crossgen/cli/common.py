@@ -8,7 +8,7 @@ from rich.console import Console
 
 from crossgen.errors import InputError
 
-stdout = Console()
+stdout = Console(soft_wrap=True)  # paths and JSON on stdout are never wrapped (scripts read them)
 stderr = Console(stderr=True)
 
 

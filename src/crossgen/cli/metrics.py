@@ -45,7 +45,8 @@ def metrics(
         stderr.print(note, highlight=False, soft_wrap=True)
     stderr.print(f"{written} family files written", highlight=False)
     table = run_dir / "metrics.csv"
-    stdout.print(str(table) if table.is_file() else "no metrics (no text completions in this run)", highlight=False)
+    what = str(table) if table.is_file() else "no metrics (no text completions in this run)"
+    stdout.print(what, highlight=False, soft_wrap=True)
 
 
 def _compute(store, names: list[str], force: bool) -> tuple[int, list[str]]:

@@ -221,6 +221,7 @@ class Workflow:
         self.executor = executor  # None: entity after entity, in this process
         self._hooks: Optional[ThreadPoolExecutor] = None  # the overlapped evaluate hook (see _evaluate)
         self._hook_futures: dict[int, Future] = {}  # generation -> its overlapped evaluate hook
+        self._pending: Optional[tuple[int, float]] = None  # (t, start) of a generation awaiting its hook
         self._pool_cache: Optional[tuple[int, list[list[Example]]]] = None
         self.names = [e.name for e in cfg.entities]
         self.paradigm = get_paradigm(cfg.mixing.paradigm)
@@ -243,7 +244,6 @@ class Workflow:
         self.store.refresh_tables([POOL_COUNTS])
         total = self.cfg.generations + 1
         self.progress.start_run(total, self.names)
-        pending: Optional[tuple[int, float]] = None  # a generation whose metrics are still running
         try:
             for t in range(total):
                 if self.store.is_complete(t):
@@ -252,21 +252,22 @@ class Workflow:
                 started = time.perf_counter()
                 self.progress.generation_start(t)
                 self.generation(t)
-                if pending is not None:
-                    self._finish(*pending)
-                    pending = None
-                if t in self._hook_futures:  # its metrics still run: mark it after the next generation
-                    pending = (t, started)
+                if t in self._hook_futures:  # its metrics still run: marked before t + 1's evaluation
+                    self._pending = (t, started)
                 else:
                     self._finish(t, started)
-            if pending is not None:
-                self._finish(*pending)
+            self._finish_pending()
         finally:
             if self._hooks is not None:
                 self._hooks.shutdown(wait=True)
                 self._hooks = None
         self.progress.finish()
         return self.store
+
+    def _finish_pending(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            self._finish(*pending)
 
     def _finish(self, t: int, started: float) -> None:
         """Mark generation t complete once its evaluate hook is done (see `_evaluate`)."""
@@ -520,6 +521,7 @@ class Workflow:
     def _evaluate(self, t: int) -> None:
         """losses.csv (every model on every task), completions for the embeddings, and the
         injected model metrics."""
+        self._finish_pending()  # t - 1 complete first: generation t's metrics see what sequential ones see
         need_losses = not self.store.losses_path(t).exists()
         results = self._run([EntityTask("evaluate", t, k, need_losses) for k in range(len(self.names))])
         if need_losses:
@@ -533,7 +535,8 @@ class Workflow:
             return
         # With entities in workers, the driver's metrics of generation t (embeddings, the text
         # families: files of generation t only) overlap generation t + 1's pools and updates,
-        # which do not read them; t is marked complete only after they are written (`_finish`).
+        # which do not read them; t is marked complete after they are written and before t + 1's
+        # evaluation starts (`_finish_pending`), so every hook sees the sequential run's state.
         if self._hooks is None:
             self._hooks = ThreadPoolExecutor(1, thread_name_prefix="crossgen-metrics")
         self._hook_futures[t] = self._hooks.submit(self.evaluate_hook, self.store, t)
