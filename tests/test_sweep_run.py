@@ -203,3 +203,22 @@ def test_aggregate_reads_per_generation_files_when_the_run_table_is_stale(done, 
     from crossgen.sweep.aggregate import aggregate_sweep
 
     pd.testing.assert_frame_equal(aggregate_sweep(s, copy_dir), aggregate_sweep(s, out))
+
+
+def test_metric_family_rows_are_aggregated_like_the_losses(tmp_path):
+    from crossgen.config import parse_config
+    from crossgen.sweep.aggregate import run_rows
+    from helpers import tiny_linear
+
+    cfg = parse_config(tiny_linear(generations=0))
+    (tmp_path / "losses.csv").write_text("generation,model,task,loss\n0,e0,p0,1.5\n")
+    (tmp_path / "metrics.csv").write_text(
+        "generation,model,dataset,metric,value,low,high\n"
+        "0,e0,p0,acc,0.25,0.1,0.4\n"
+        "0,e1,pub,distinct_4,,,\n"  # undefined (NaN): not a seed's value
+    )
+    rows = list(run_rows(cfg, tmp_path))
+    assert (0, "loss", "e0", "-", "p0", 1.5) in rows
+    assert [r for r in rows if r[1] not in ("loss", "own_loss", "cross_loss", "public_loss")] == [
+        (0, "acc", "e0", "-", "p0", 0.25)
+    ]

@@ -10,6 +10,10 @@ metric, model, model_b, task, mean, std, ci_low, ci_high, n_seeds. Metrics:
     cross_loss      mean over k != j of the loss of entity k's model on entity j's task
     public_loss     mean over entities of the loss on the public data
     similarity_mean mean cosine over pairs of distinct models and all datasets
+    <metric family rows>  every row of the run's metrics.csv (accuracy, reference perplexity,
+                    distinct-n, self-BLEU, Vendi, MAUVE, ...: docs/metrics.md), as metric on
+                    (model, dataset as task); its own per-run interval is not used: the seeds'
+                    spread gives the interval, as for the losses
 
 The derived metrics are computed per run first and then averaged, so their intervals are
 over seeds too. "-" marks a column that does not apply (model_b of a loss) and "all" a
@@ -86,6 +90,9 @@ def run_rows(cfg: RunConfig, run_dir: Path) -> Iterator[tuple]:
                 yield g, metric, ALL, NA, ALL, float(np.mean(present))
     for g, pair_values in sims.items():
         yield g, "similarity_mean", ALL, ALL, ALL, float(np.mean(pair_values))
+    for r in _table(run_dir, "metrics", cfg.generations):
+        if r["value"] not in ("", "nan", "NaN"):  # undefined values (e.g. distinct-4 of short texts)
+            yield int(r["generation"]), r["metric"], r["model"], NA, r["dataset"], float(r["value"])
 
 
 def collect(cell: Cell, out: Path) -> pd.DataFrame:
