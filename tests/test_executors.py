@@ -5,6 +5,7 @@ message naming it, and a run killed in a worker or in the driver resumes to the 
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 import pytest
@@ -67,7 +68,7 @@ def test_a_worker_killed_fails_its_entity_and_the_run_resumes_to_the_same_files(
     assert killed.returncode == 1
     error = killed.stderr.strip().splitlines()[-1]
     assert error.startswith("error: generation 1, entity arithmetic: train failed: BrokenProcessPool"), error
-    assert (tmp_path / "run" / "gen_001" / "models" / "science").is_dir()  # the other entity's training landed
+    assert (tmp_path / "run" / "gen_001" / "models" / "science").is_dir()  # the other entity's worker lived on
     resumed = crossgen("run", str(config), "--out", out, "--executor", "process", "--resume")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert_same_files(tmp_path / "run", reference)
@@ -131,7 +132,7 @@ def test_an_exception_in_a_task_names_its_entity_and_generation(tmp_path, monkey
         names = ("science", "arithmetic")
 
     executor = ProcessExecutor(workers=2, threads=1)
-    executor.pool = __import__("concurrent.futures").futures.ThreadPoolExecutor(2)
+    executor.pools = [ThreadPoolExecutor(1), ThreadPoolExecutor(1)]
     monkeypatch.setattr(executor, "_spec", lambda workflow: None)
     with pytest.raises(EntityTaskError, match=r"^generation 3, entity arithmetic: evaluate failed: AttributeError"):
         executor.map(Workflow(), [EntityTask("evaluate", 3, 1, True)])

@@ -133,9 +133,11 @@ def _gather(workflow: Workflow, tasks: Sequence[EntityTask], results: list[Calla
 
 
 class ProcessExecutor:
-    """One worker process per entity on this machine, each with its share of the cores
-    (resources.threads, else cores // workers) and, on a machine with several GPUs, entity k
-    on GPU k mod n. Workers start on first use and are kept for the next generations."""
+    """One worker process per entity on this machine (entity k in worker k mod `workers`),
+    each with its share of the cores (resources.threads, else cores // workers) and, on a
+    machine with several GPUs, entity k on GPU k mod n. Each worker is a pool of its own, so
+    one that dies fails only its entity's task; workers start on first use and are kept for
+    the next generations."""
 
     name = "process"
 
@@ -143,7 +145,7 @@ class ProcessExecutor:
         self.workers = max(1, workers)
         self.threads = threads or max(1, (os.cpu_count() or 1) // self.workers)
         self.model_metrics = model_metrics
-        self.pool: Optional[cf.ProcessPoolExecutor] = None
+        self.pools: list[Optional[cf.Executor]] = [None] * self.workers
 
     def _spec(self, workflow: Workflow) -> WorkerSpec:
         gpus = 0
@@ -153,29 +155,38 @@ class ProcessExecutor:
         config = workflow.cfg.model_dump(mode="json")
         return WorkerSpec(str(workflow.store.root), config, self.model_metrics, self.threads, gpus)
 
-    def map(self, workflow: Workflow, tasks: Sequence[EntityTask]) -> list[Any]:
-        if self.pool is None:
+    def _pool(self, k: int) -> cf.Executor:
+        i = k % self.workers
+        pool = self.pools[i]
+        if pool is None:
             # The driver's own torch work (the embedding metrics, overlapping the workers' next
             # generation: loop.py) gets the cores the workers leave, at least one.
             limit_threads(max(1, (os.cpu_count() or 1) - self.workers * self.threads))
             # spawn: a fork of a driver that has run torch can deadlock in its thread pools
             context = multiprocessing.get_context("spawn")
-            self.pool = cf.ProcessPoolExecutor(
-                self.workers, mp_context=context, initializer=_exit_with_parent, initargs=(os.getpid(),)
-            )
+            pool = cf.ProcessPoolExecutor(1, mp_context=context, initializer=_exit_with_parent, initargs=(os.getpid(),))
+            self.pools[i] = pool
+        return pool
+
+    def map(self, workflow: Workflow, tasks: Sequence[EntityTask]) -> list[Any]:
         spec = self._spec(workflow)
-        futures = [self.pool.submit(run_entity_task, spec, task) for task in tasks]
+        futures = [self._pool(task.k).submit(run_entity_task, spec, task) for task in tasks]
         try:
             return _gather(workflow, tasks, [f.result for f in futures])
         except EntityTaskError:
-            if any(isinstance(f.exception(), BrokenProcessPool) for f in futures):
-                self.close()  # a dead worker breaks the pool: the next generation gets a new one
+            for task, future in zip(tasks, futures):
+                if isinstance(future.exception(), BrokenProcessPool):  # its worker died: a new one next time
+                    i = task.k % self.workers
+                    pool, self.pools[i] = self.pools[i], None
+                    if pool is not None:
+                        pool.shutdown(wait=True, cancel_futures=True)
             raise
 
     def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
-            self.pool = None
+        for i, pool in enumerate(self.pools):
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+                self.pools[i] = None
 
 
 class RayExecutor:
