@@ -164,6 +164,25 @@ def _dataset_labels(run: RunData) -> list[tuple[str, str]]:
     ]
 
 
+def _plot_band(ax, series, n: int, cond, conds, multi_beta: bool) -> None:
+    """One condition's metric curve over generations, with its interval as a band."""
+    gens, value, low, high = series
+    color = CONDITION_COLORS[n % len(CONDITION_COLORS)]
+    style = "-" if not multi_beta else ["-", "--", ":", "-."][betas(conds).index(cond.beta) % 4]
+    ax.plot(
+        gens,
+        value,
+        color=color,
+        marker="o",
+        markersize=3.5,
+        linewidth=1.8,
+        linestyle=style,
+        label=_condition_legend_label(cond, multi_beta),
+    )
+    if np.isfinite(low).any():
+        ax.fill_between(gens, low, high, color=color, alpha=0.15, linewidth=0)
+
+
 def _condition_legend_label(cond: Condition, multi_beta: bool) -> str:
     if cond.alpha is None:
         return cond.label
@@ -472,21 +491,7 @@ def metric_figure(runs: list[RunData], panels: list[MetricPanel], title: str) ->
                 s = metric_series(cond.table("metrics"), run, panel.metric, panel.model, ds)
                 if s is None:
                     continue
-                gens, value, low, high = s
-                color = CONDITION_COLORS[n % len(CONDITION_COLORS)]
-                style = "-" if not multi_beta else ["-", "--", ":", "-."][betas(conds).index(cond.beta) % 4]
-                ax.plot(
-                    gens,
-                    value,
-                    color=color,
-                    marker="o",
-                    markersize=3.5,
-                    linewidth=1.8,
-                    linestyle=style,
-                    label=_condition_legend_label(cond, multi_beta),
-                )
-                if np.isfinite(low).any():
-                    ax.fill_between(gens, low, high, color=color, alpha=0.15, linewidth=0)
+                _plot_band(ax, s, n, cond, conds, multi_beta)
             ref = metric_series(conds[0].table("metrics"), run, panel.metric, "reference", ds)
             if ref is not None:
                 ax.plot(ref[0], ref[1], color=PUBLIC_COLOR, linestyle=":", linewidth=1.6, label="reference answers")
@@ -591,21 +596,7 @@ def accuracy_figure(runs: list[RunData]) -> Optional[Figure]:
                 s = _mean_series(cond.table("metrics"), models, metric, ds)
                 if s is None:
                     continue
-                gens, value, low, high = s
-                color = CONDITION_COLORS[n % len(CONDITION_COLORS)]
-                style = "-" if not multi_beta else ["-", "--", ":", "-."][betas(conds).index(cond.beta) % 4]
-                ax.plot(
-                    gens,
-                    value,
-                    color=color,
-                    marker="o",
-                    markersize=3.5,
-                    linewidth=1.8,
-                    linestyle=style,
-                    label=_condition_legend_label(cond, multi_beta),
-                )
-                if np.isfinite(low).any():
-                    ax.fill_between(gens, low, high, color=color, alpha=0.15, linewidth=0)
+                _plot_band(ax, s, n, cond, conds, multi_beta)
             chance = _mean_series(conds[0].table("metrics"), run.entities, "chance", ds)
             if chance is not None and models:
                 ax.plot(chance[0], chance[1], color=PUBLIC_COLOR, linestyle=":", linewidth=1.6, label="chance")

@@ -86,6 +86,19 @@ class Asymptote:
     growth: Optional[Growth]
     mspe: Optional[np.ndarray] = None
 
+    @classmethod
+    def converged(cls, rho: float, theta: np.ndarray, mean: np.ndarray, var: np.ndarray, mspe=None) -> Asymptote:
+        """The limit of a converging system from its mean (K, d) and variance (K,)."""
+        e = mean - theta
+        bias2 = np.einsum("ki,ki->k", e, e)
+        return cls(rho, True, bias2 + var, mean, bias2, var, None, mspe)
+
+    @classmethod
+    def diverged(cls, rho: float, theta: np.ndarray, growth: Growth, mean: Optional[np.ndarray]) -> Asymptote:
+        """A non-converging system: how it grows, and the limit of its mean if it has one."""
+        bias2 = None if mean is None else np.sum((mean - theta) ** 2, axis=-1)
+        return cls(rho, False, None, mean, bias2, None, growth)
+
 
 def cesaro_increment(lam: np.ndarray, V: np.ndarray, Vi: np.ndarray, unit: np.ndarray, R: np.ndarray) -> np.ndarray:
     """sum_g P_g R P_g^H (real part) over the groups g of equal unit-modulus eigenvalues of a

@@ -178,24 +178,9 @@ def limit_of(
     rho = float(st.rho[0])
     if st.converges[0]:
         mean, var, states = _limit_errors(system, st, want_state=mspe, fresh_real=fresh_real)
-        mean, var = mean[0], var[0]
-        e = mean - system.theta
-        bias2 = np.einsum("ki,ki->k", e, e)
-        return Asymptote(
-            spectral_radius=rho,
-            converges=True,
-            mse=bias2 + var,
-            mean=mean,
-            bias2=bias2,
-            variance=var,
-            growth=None,
-            mspe=mspe_of(system, states[0]) if mspe else None,
-        )
+        return Asymptote.converged(rho, system.theta, mean[0], var[0], mspe_of(system, states[0]) if mspe else None)
     growth, mean = _divergence(system, st, beta0, mean0, fresh_real)
-    bias2 = None if mean is None else np.sum((mean - system.theta) ** 2, axis=-1)
-    return Asymptote(
-        spectral_radius=rho, converges=False, mse=None, mean=mean, bias2=bias2, variance=None, growth=growth
-    )
+    return Asymptote.diverged(rho, system.theta, growth, mean)
 
 
 def _divergence(

@@ -349,23 +349,9 @@ def limit(
             C = _to_blocks(solve_stein(Q, s2 * _to_dense(noise), lam, V), K, d)
         state = NetState(t=-1, ab=ab, ac=ac, a=a, H=H, Mh=Mh, C=np.ascontiguousarray(C), mean=mean, rho=rho)
         var = variance(system, state)
-        e = mean - system.theta
-        bias2 = np.einsum("ki,ki->k", e, e)
-        return Asymptote(
-            spectral_radius=rho,
-            converges=True,
-            mse=bias2 + var,
-            mean=mean,
-            bias2=bias2,
-            variance=var,
-            growth=None,
-            mspe=_mspe(system, state) if mspe else None,
-        )
+        return Asymptote.converged(rho, system.theta, mean, var, _mspe(system, state) if mspe else None)
     growth, mean = _divergence(system, lam, V, Q, p, rho, ab, ac, H, noise, fresh_real, beta0, mean0)
-    bias2 = None if mean is None else np.sum((mean - system.theta) ** 2, axis=-1)
-    return Asymptote(
-        spectral_radius=rho, converges=False, mse=None, mean=mean, bias2=bias2, variance=None, growth=growth
-    )
+    return Asymptote.diverged(rho, system.theta, growth, mean)
 
 
 def _divergence(system, lam, V, Q, p, rho, ab, ac, H, noise, fresh_real, beta0, mean0):
