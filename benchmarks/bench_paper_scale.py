@@ -7,9 +7,14 @@ size) prompts per entity; a lean run draws steps x batch x accumulation examples
 (mixing.n when smaller), a share alpha / K of them from each pool, and completes the distinct
 entries drawn, N (1 - (1 - 1/N)^M) in expectation for M draws from a pool of N.
 
-Checkpoints are saved in float32 (4 bytes per parameter). Peak disk with `all`: the initial
-model plus K models for each of the T + 1 generations. With `needed`: the initial model plus
-K models each of generation 0, the newest complete generation and the one being written.
+Peak checkpoint disk, before: float32 checkpoints (4 bytes per parameter), the initial model
+copied into the run, and `checkpoints: all` (K models for each of the T + 1 generations) or
+`needed` (K models each of generation 0, the newest complete generation and the one being
+written). After (the presets as they are): checkpoints in the training precision (bf16 on a GPU,
+2 bytes), the pretrained starting model referenced instead of copied, and the presets'
+retention (`latest`: the newest complete generation and the one being written, at most 2K
+models with a parallel executor, K + 1 one entity after another), as `crossgen run` estimates it
+(`crossgen.workflow.run.generations_kept`).
 
     .venv/bin/python benchmarks/bench_paper_scale.py
 """
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 from crossgen.config import load_config
 from crossgen.presets import resolve_config
+from crossgen.workflow.run import generations_kept
 
 # Train split sizes of the hub datasets (SciQ, GSM8K, ARC).
 TRAIN_SIZE = {"sciq": 11679, "gsm8k": 7473, "arc_easy": 2251, "arc_challenge": 1119}
@@ -38,13 +44,21 @@ def main() -> None:
             whole += pool
             lean += pool * (1 - (1 - 1 / pool) ** drawn_from_j)
         print(f"{name:16} {whole:12.0f} {lean:11.0f} {whole / lean:6.1f}x")
-    print(f"\n{'preset':16} {'disk: all':>10} {'needed':>9}")
+    print(f"\n{'peak checkpoint disk':16} {'all, fp32':>10} {'needed, fp32':>13} {'preset now':>11} {'sequential':>11}")
     for name in PRESETS:
         cfg = load_config(resolve_config(name))
-        model_gb = PARAMETERS[cfg.model.name_or_path] * 4 / 1e9
-        every = (1 + cfg.K * (cfg.generations + 1)) * model_gb
-        needed = (1 + 3 * cfg.K) * model_gb
-        print(f"{name:16} {every:8.0f} GB {needed:6.0f} GB")
+        params = PARAMETERS[cfg.model.name_or_path]
+        fp32 = params * 4 / 1e9
+        every = (1 + cfg.K * (cfg.generations + 1)) * fp32
+        needed = (1 + 3 * cfg.K) * fp32
+        bf16 = cfg.model.checkpoint_dtype == "bfloat16" or (
+            cfg.model.checkpoint_dtype == "auto" and cfg.training.bf16 in (True, "auto")
+        )
+        model_gb = params * (2 if bf16 else 4) / 1e9
+        initial = 0.0 if cfg.model.lora is None else model_gb  # a pretrained start is referenced
+        now = initial + generations_kept(cfg) * cfg.K * model_gb
+        one_by_one = initial + ((generations_kept(cfg) - 1) * cfg.K + 1) * model_gb
+        print(f"{name:16} {every:7.0f} GB {needed:10.0f} GB {now:8.1f} GB {one_by_one:8.1f} GB")
 
 
 if __name__ == "__main__":

@@ -575,6 +575,59 @@ def test_pretrained_folder_runs_through_the_workflow_and_resumes(family, tmp_pat
     pool = (tmp_path / "ref" / "gen_001" / "pool" / "science.jsonl").read_text().splitlines()
     assert pool and all('"source": "synthetic:science:0"' in row for row in pool)
     assert (tmp_path / "ref" / "gen_001" / "models" / "science" / "model.safetensors").is_file()
+    # the starting model is a reference to the pretrained folder, not a copy of its weights
+    assert sorted(p.name for p in (tmp_path / "ref" / "initial").iterdir()) == ["pretrained.json"]
+
+
+def test_a_changed_pretrained_model_is_refused_on_resume(tmp_path, monkeypatch):
+    """The initial folder refers to the pretrained files; if they change, resuming (which may
+    train from them again) is refused instead of silently mixing two starting models."""
+    from crossgen.workflow.run import run_workflow
+
+    tiny_pretrained("gpt2", tmp_path / "pretrained", n_positions=128)
+    cfg = tiny_run({"backend": "hf", "name_or_path": str(tmp_path / "pretrained"), "restart_each_generation": True})
+    with monkeypatch.context() as patch:
+        from crossgen.workflow import loop
+
+        def kill_at(name: str) -> None:
+            if name == "gen0.train.science":
+                raise Killed(name)
+
+        patch.setattr(loop, "kill_point", kill_at)
+        with pytest.raises(Killed):
+            run_workflow(cfg, tmp_path / "run")
+    tiny_pretrained("gpt2", tmp_path / "pretrained", n_positions=64)  # other weights, other sizes
+    with pytest.raises(InputError, match=r"^invalid model directory: .*initial \(allowed: a reference to "):
+        run_workflow(cfg, tmp_path / "run", resume=True)
+
+
+def test_checkpoints_in_bfloat16_halve_the_disk_and_resume_exactly(tmp_path, monkeypatch):
+    """model.checkpoint_dtype (auto: bf16 where training is bf16, on a GPU) on the CPU: the
+    generation's checkpoints hold bf16 tensors at about half the bytes, the next generation
+    trains on from exactly the saved weights, and a killed run resumes to the same numbers."""
+    from safetensors import safe_open
+
+    from crossgen.workflow.run import run_workflow
+
+    scratch = {"n_layer": 1, "n_head": 2, "n_embd": 32, "n_positions": 128, "vocab_size": 300}
+    full = tiny_run({"backend": "hf", "scratch": scratch})
+    half = tiny_run({"backend": "hf", "scratch": scratch, "checkpoint_dtype": "bfloat16"})
+    run_workflow(full, tmp_path / "fp32")
+    run_workflow(half, tmp_path / "ref")
+    run_killed_and_resumed(half, tmp_path / "run", "gen1.train.science", monkeypatch)
+    assert_same_run(tmp_path / "ref", tmp_path / "run")
+
+    def weights(run):
+        return run / "gen_001" / "models" / "science" / "model.safetensors"
+
+    with safe_open(str(weights(tmp_path / "ref")), "pt") as f:
+        assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.bfloat16}  # noqa: SIM118 (not iterable)
+    assert weights(tmp_path / "ref").stat().st_size < 0.6 * weights(tmp_path / "fp32").stat().st_size
+    # the rounding is real: not the float32 run's numbers
+    import pandas as pd
+
+    a, b = pd.read_csv(tmp_path / "fp32" / "losses.csv"), pd.read_csv(tmp_path / "ref" / "losses.csv")
+    assert not a.loss.equals(b.loss)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")

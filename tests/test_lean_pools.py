@@ -87,7 +87,7 @@ def test_lean_runs_of_optimizer_backends_draw_only_what_the_optimizer_sees():
     }
     cfg = parse_config(tiny_linear(**changes))
     data, linear = build(cfg)
-    assert Workflow(cfg, data, _Stepped(), None)._draw_size(1) == 400  # the paper's 100 x 2 x 2
-    assert Workflow(cfg, data, linear, None)._draw_size(1) == 12500  # the linear fit uses every draw
+    assert Workflow(cfg, data, _Stepped(), None)._draw_size(1, 0) == 400  # the paper's 100 x 2 x 2
+    assert Workflow(cfg, data, linear, None)._draw_size(1, 0) == 12500  # the linear fit uses every draw
     whole = parse_config(tiny_linear(**changes, generation={"lean": False}))
-    assert Workflow(whole, data, _Stepped(), None)._draw_size(1) == 12500
+    assert Workflow(whole, data, _Stepped(), None)._draw_size(1, 0) == 12500

@@ -30,7 +30,8 @@ def _compare(pinned: dict, out: Path) -> None:
     for name, columns in pinned.items():
         got = pd.read_csv(out / f"{name}.csv")
         want = pd.DataFrame(columns)
-        assert list(got.columns) == list(want.columns)
+        # columns appended since the pins (losses' bits_per_byte) are not pinned; the pinned ones are
+        assert list(got.columns)[: len(want.columns)] == list(want.columns)
         value = want.columns[-1]
         keys = list(want.columns[:-1])
         assert got[keys].astype(str).values.tolist() == want[keys].astype(str).values.tolist()

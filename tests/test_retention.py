@@ -34,3 +34,48 @@ def test_needed_keeps_generation_0_and_the_newest_and_resumes_exactly(tmp_path):
     pd.testing.assert_frame_equal(
         pd.read_csv(tmp_path / "lean" / "losses.csv"), pd.read_csv(tmp_path / "all" / "losses.csv")
     )
+
+
+def test_latest_keeps_only_the_newest_and_resumes_exactly(tmp_path):
+    every = _run(tmp_path / "all")
+    assert every.returncode == 0, every.stderr
+    killed = _run(tmp_path / "latest", "--set", "checkpoints=latest", CROSSGEN_KILL_AT="gen2.complete")
+    assert killed.returncode == -signal.SIGKILL
+    assert _models(tmp_path / "latest") == ["gen_002"]
+    resumed = _run(tmp_path / "latest", "--set", "checkpoints=latest", "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert _models(tmp_path / "latest") == ["gen_003"]
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tmp_path / "latest" / "losses.csv"), pd.read_csv(tmp_path / "all" / "losses.csv")
+    )
+
+
+def test_an_entity_s_previous_checkpoint_goes_as_soon_as_its_new_one_is_written(tmp_path):
+    """Sequential executor: after the first entity's update of generation 2, its generation-1
+    model is gone while the second entity's is still there (peak disk: K + 1 models, not 2K)."""
+    out = tmp_path / "run"
+    killed = _run(out, "--set", "checkpoints=latest", CROSSGEN_KILL_AT="gen2.train.entity0")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    left = sorted(str(p.relative_to(out)) for p in out.glob("gen_*/models/*"))
+    assert left == [f"gen_001/models/entity{k}" for k in (1, 2, 3)] + ["gen_002/models/entity0"]
+    resumed = _run(out, "--set", "checkpoints=latest", "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert _run(tmp_path / "all").returncode == 0
+    pd.testing.assert_frame_equal(pd.read_csv(out / "losses.csv"), pd.read_csv(tmp_path / "all" / "losses.csv"))
+
+
+def test_latest_is_refused_where_generation_0_is_the_reference_model(tmp_path):
+    from crossgen.config import parse_config
+    from crossgen.errors import InputError
+    from test_workflow_hf import TINY
+
+    scored = {**TINY, "checkpoints": "latest", "evaluation": {**TINY["evaluation"], "embedding_prompts": 2}}
+    assert parse_config({**TINY, "checkpoints": "latest"}).checkpoints == "latest"  # no completions to score
+    try:
+        parse_config(scored)
+    except InputError as exc:
+        assert str(exc).startswith("invalid checkpoints: latest (allowed: 'needed' or 'all' while evaluation.")
+    else:
+        raise AssertionError("checkpoints: latest with a generation-0 reference model was accepted")
+    other = {**scored, "evaluation": {**scored["evaluation"], "reference_model": "x/y"}}
+    assert parse_config(other).checkpoints == "latest"

@@ -48,7 +48,8 @@ def test_run_directory_contract(tmp_path):
     assert len(pool) == 12  # every private prompt once (num_prompts >= n_private)
     assert {row["source"] for row in pool} == {"synthetic:e1:1"}
     losses = pd.read_csv(root / "losses.csv")
-    assert list(losses.columns) == ["generation", "model", "task", "loss"]
+    assert list(losses.columns) == ["generation", "model", "task", "loss", "bits_per_byte"]
+    assert losses.bits_per_byte.isna().all()  # no text: no bytes (written empty)
     assert len(losses) == 4 * 2 * 3  # generations x models x tasks (two private + public)
     assert not list(root.rglob(".*.tmp-*"))  # no temporary leftovers
 

@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from crossgen.errors import InputError, check_fraction
 from crossgen.io import read_yaml_mapping
@@ -137,15 +145,49 @@ def check_filter_function(spec: str) -> Any:
     return fn
 
 
+SAMPLING = ("temperature", "top_p", "max_new_tokens")  # what entities[i].generation may set
+OVERRIDES = ("model", "training", "initial_training", "generation", "generations")  # left out of dumps when unset
+PARTICIPATION_ALLOWED = (
+    "a list of generations t in 1..{T} and ranges 'a-b' (inclusive), e.g. [1, '3-5'], or [] for none"
+)
+
+
 class EntityConfig(Strict):
     """One model trainer: its private task and, optionally, its own alpha, beta and pool
-    filters (None: the run's `generation.filters`; [] for none)."""
+    filters (None: the run's `generation.filters`; [] for none).
+
+    Heterogeneous entities (docs/DESIGN.md, decisions 45-47): `model`, `training`,
+    `initial_training` and `generation` (sampling: temperature, top_p, max_new_tokens) are
+    partial mappings merged field by field over the run's sections (`RunConfig.model_for`,
+    `training_for`, `generation_for`); `generations` lists the generations t >= 1 in which
+    the entity trains and writes a pool (None: all; `RunConfig.participates`)."""
 
     name: str
     task: TaskConfig
     alpha: Optional[Weight] = None
     beta: Optional[Weight] = None
     filters: Optional[list[FilterConfig]] = None
+    model: Optional[dict[str, Any]] = Field(default=None, description="partial model config over the run's")
+    training: Optional[dict[str, Any]] = Field(default=None, description="partial training config over the run's")
+    initial_training: Optional[dict[str, Any]] = Field(
+        default=None, description="partial generation-0 training config over the entity's generation-0 training"
+    )
+    generation: Optional[dict[str, Any]] = Field(
+        default=None, description="sampling (temperature, top_p, max_new_tokens) over the run's generation"
+    )
+    generations: Optional[list[Any]] = Field(
+        default=None, description="generations t >= 1 in which the entity trains and writes a pool (None: all)"
+    )
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_overrides(self, handler: Any) -> Any:
+        """Unset overrides are not written: a run without them keeps today's config.yaml."""
+        data = handler(self)
+        if isinstance(data, dict):
+            for key in OVERRIDES:
+                if data.get(key) is None:
+                    data.pop(key, None)
+        return data
 
 
 class MixingConfig(Strict):
@@ -174,6 +216,9 @@ class ArchitectureConfig(Strict):
     n_embd: int = Field(default=128, ge=8)
     n_positions: int = Field(default=256, ge=16)
     vocab_size: int = Field(default=2048, ge=64, description="size of the tokenizer trained on the run's real data")
+    dropout: float = Field(
+        default=0.1, ge=0, lt=1, description="dropout on embeddings, attention and residuals (GPT-2's default 0.1)"
+    )
 
     @model_validator(mode="after")
     def _heads_divide_width(self) -> ArchitectureConfig:
@@ -244,6 +289,12 @@ class ModelConfig(Strict):
     linear: Optional[LinearModelConfig] = None
     trust_remote_code: bool = False
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    checkpoint_dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        default="auto",
+        description="precision of saved checkpoints (auto: the training precision: bfloat16 where training "
+        "runs in bf16 mixed precision, on a GPU; else the weights' own dtype). Training continues from the "
+        "saved weights, so an interrupted run resumes exactly",
+    )
     restart_each_generation: bool = Field(
         default=False, description="train each generation from the initial model instead of the previous checkpoint"
     )
@@ -389,10 +440,11 @@ class RunConfig(Strict):
         description="beta of generation 0 for every entity (None: beta's value at t = 0); set it so that "
         "runs differing in beta share one generation 0, as in the paper's Tables 7 and 8",
     )
-    checkpoints: Literal["all", "needed"] = Field(
+    checkpoints: Literal["all", "needed", "latest"] = Field(
         default="all",
-        description="which model checkpoints to keep: all generations, or only what resume needs "
-        "(generation 0 and the newest complete generation; the paper presets use 'needed')",
+        description="which model checkpoints to keep: all generations; 'needed': generation 0 and the newest "
+        "complete generation (what resume and a generation-0 reference model need); 'latest': the newest "
+        "complete generation only (what resume needs; the paper presets use it)",
     )
     graph: Union[str, list[list[float]]] = Field(
         default="complete",
@@ -427,14 +479,18 @@ class RunConfig(Strict):
                 if getattr(entity, key) is not None:
                     _check_weights(f"entities.{i}.{key}", getattr(entity, key), self.generations)
         get_paradigm(self.mixing.paradigm).check(self.schedule("alpha"))
+        for i in range(self.K):
+            self._check_entity_overrides(i)
+        ev = self.evaluation
+        reads_generation0 = ev.reference_perplexity and ev.reference_model == "generation0" and ev.embedding_prompts
+        if self.checkpoints == "latest" and reads_generation0 and self.model.backend != "linear":
+            raise InputError(
+                "checkpoints",
+                "latest",
+                "'needed' or 'all' while evaluation.reference_model is 'generation0' (every generation is "
+                "scored under generation 0's models), or another evaluation.reference_model",
+            )
         if self.model.backend == "linear":
-            if self.fresh_real:
-                raise InputError(
-                    "fresh_real",
-                    True,
-                    "false with model.backend 'linear' (its real data are the fixed feature system's; "
-                    "fresh draws of the linear model belong to the theory's Monte Carlo)",
-                )
             for where, filters in self._filter_lists():
                 for i, f in enumerate(filters):
                     if f.name in TEXT_FILTERS:
@@ -464,6 +520,74 @@ class RunConfig(Strict):
         if matrix.ndim != 2:
             raise InputError("", value, GRAPH_ALLOWED)
         return value
+
+    def _check_entity_overrides(self, i: int) -> None:
+        """Merge and validate entity i's own model, training and sampling (errors name the full
+        path, e.g. entities.1.training.learning_rate) and its participation; the stored
+        overrides keep the keys the user set, with their validated values."""
+        entity = self.entities[i]
+        where = f"entities.{i}"
+        if entity.model is not None:
+            if self.model.backend == "linear":
+                raise InputError(
+                    f"{where}.model",
+                    "{...}",
+                    "null with model.backend 'linear' (every entity fits the theory's linear model on the run's "
+                    "one feature system)",
+                )
+            backend = entity.model.get("backend", self.model.backend)
+            if backend == "linear":
+                raise InputError(
+                    f"{where}.model.backend",
+                    backend,
+                    f"a text backend like the run's model.backend {self.model.backend!r} (the linear backend cannot "
+                    "mix with text backends)",
+                )
+            entity.model = _as_set(self.model_for(i).model_dump(mode="json"), entity.model)
+        if entity.training is not None:
+            entity.training = _as_set(self.training_for(1, i).model_dump(mode="json"), entity.training)
+        if entity.initial_training is not None:
+            entity.initial_training = _as_set(self.training_for(0, i).model_dump(mode="json"), entity.initial_training)
+        if entity.generation is not None:
+            entity.generation = _as_set(self.generation_for(i).model_dump(mode="json"), entity.generation)
+        if entity.generations is not None:
+            participation(f"{where}.generations", entity.generations, self.generations)
+
+    def model_for(self, entity: int) -> ModelConfig:
+        """Entity `entity`'s model: its `model` merged over the run's (naming one source of an hf
+        model, name_or_path or scratch, drops the run's other one)."""
+        own = self.entities[entity].model
+        if own is None:
+            return self.model
+        return _resolve(f"entities.{entity}.model", ModelConfig, _model_merge(self.model.model_dump(mode="json"), own))
+
+    def generation_for(self, entity: int) -> GenerationConfig:
+        """The run's `generation` with entity's own sampling (temperature, top_p, max_new_tokens)."""
+        own = self.entities[entity].generation
+        if own is None:
+            return self.generation
+        where = f"entities.{entity}.generation"
+        for key in own:
+            if key not in SAMPLING:
+                raise InputError(f"{where}.{key}", "unknown key", "one of " + ", ".join(SAMPLING))
+        return _resolve(where, GenerationConfig, _deep_merge(self.generation.model_dump(mode="json"), own))
+
+    def participates(self, entity: int, generation: int) -> bool:
+        """Whether the entity trains (and writes its pool) at `generation`: always at 0, then
+        as `entities[i].generations` says (None: every generation)."""
+        own = self.entities[entity].generations
+        if generation == 0 or own is None:
+            return True
+        return generation in participation(f"entities.{entity}.generations", own, self.generations)
+
+    def tokenizers_differ(self) -> bool:
+        """Whether some entities' models tokenise text differently (another pretrained model, or a
+        from-scratch tokenizer of another size): then per-token losses are not comparable."""
+
+        def key(m: ModelConfig) -> tuple:
+            return (m.backend, m.name_or_path, m.scratch.vocab_size if m.scratch is not None else None)
+
+        return len({key(self.model_for(k)) for k in range(self.K)}) > 1
 
     def _filter_lists(self) -> list[tuple[str, list[FilterConfig]]]:
         lists = [("generation.filters", self.generation.filters)]
@@ -495,8 +619,12 @@ class RunConfig(Strict):
         return schedule
 
     def generation0_key(self) -> dict[str, Any]:
-        """Everything generation 0 depends on: runs with equal keys share one generation 0
-        (its models and losses), whatever their later alpha and beta."""
+        """Everything generation 0 depends on: runs with equal keys compute the same generation
+        0, file for file, so they may share one (`generation0_from`, sweeps), whatever their
+        later alpha and beta. `mixing` is in it: generation 0's training set is drawn like
+        every update's (mixing.n examples, the paradigm's way), from real data only. Not in it:
+        T (with `fresh_real` generation 0 trains on chunk 0, the usual split, whatever T),
+        alpha, the betas of t >= 1, graph, filters, participation, tracking, resources."""
         data = self.model_dump(
             mode="json",
             exclude={
@@ -506,7 +634,6 @@ class RunConfig(Strict):
                 "initial_beta",
                 "generations",
                 "training",
-                "mixing",
                 "resources",
                 "tracking",
                 "graph",  # who reads whose pool: pools start at generation 1
@@ -514,16 +641,92 @@ class RunConfig(Strict):
             },
         )
         data["generation"].pop("filters", None)  # act on pools, which start at generation 1
-        for entity in data["entities"]:
-            entity.pop("alpha", None)
-            entity.pop("beta", None)
-            entity.pop("filters", None)
         data["beta0"] = self.schedule("beta")[0].tolist()
         data["initial_training"] = self.training_for(0).model_dump(mode="json")
+        for k, entity in enumerate(data["entities"]):
+            for key in ("alpha", "beta", "filters", "generations", "training", "initial_training"):
+                entity.pop(key, None)  # generations >= 1 only; generation 0's training is resolved below
+            own = self.training_for(0, k).model_dump(mode="json")
+            if own != data["initial_training"]:
+                entity["initial_training"] = own
         return data
 
-    def training_for(self, generation: int) -> TrainingConfig:
-        return self.initial_training if generation == 0 and self.initial_training else self.training
+    def training_for(self, generation: int, entity: Optional[int] = None) -> TrainingConfig:
+        """The training of `generation` (0: `initial_training`, default `training`); with
+        `entity`, that entity's: its `training` merged over the run's, and at generation 0 its
+        `initial_training` merged over the run's `initial_training` (when the run has none:
+        over the entity's own training, as `initial_training` defaults to `training`)."""
+        run = self.initial_training if generation == 0 and self.initial_training else self.training
+        if entity is None:
+            return run
+        own = self.entities[entity]
+        where = f"entities.{entity}"
+        if generation >= 1:
+            if own.training is None:
+                return run
+            return _resolve(f"{where}.training", TrainingConfig, _deep_merge(run.model_dump(mode="json"), own.training))
+        base = self.initial_training or self.training_for(1, entity)
+        if own.initial_training is None:
+            return base
+        merged = _deep_merge(base.model_dump(mode="json"), own.initial_training)
+        return _resolve(f"{where}.initial_training", TrainingConfig, merged)
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """`over` merged into `base` field by field (mappings recursively; anything else replaces)."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def _model_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """`_deep_merge` for model configs: an hf model has one source, so an entity naming
+    name_or_path (or scratch) drops the run's scratch (or name_or_path)."""
+    merged = _deep_merge(base, over)
+    for key, other in (("name_or_path", "scratch"), ("scratch", "name_or_path")):
+        if over.get(key) is not None and other not in over:
+            merged[other] = None
+    return merged
+
+
+def _resolve(where: str, cls: type[BaseModel], merged: dict[str, Any]) -> Any:
+    """`cls` validated from a merged mapping; an error names the field under `where`."""
+    try:
+        return cls.model_validate(merged)
+    except ValidationError as exc:
+        err = validation_to_input_error(exc, merged, root=cls)
+        raise InputError(where if err.field == "config" else f"{where}.{err.field}", err.value, err.allowed) from None
+
+
+def _as_set(resolved: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """The keys the user set in `override`, with their validated values from `resolved`."""
+    return {
+        key: _as_set(resolved[key], value)
+        if isinstance(value, dict) and isinstance(resolved.get(key), dict)
+        else resolved.get(key)
+        for key, value in override.items()
+    }
+
+
+def participation(field: str, value: list[Any], generations: int) -> frozenset[int]:
+    """The generations (1..T) that a list of numbers and 'a-b' ranges names."""
+    import re
+
+    allowed = PARTICIPATION_ALLOWED.format(T=generations)
+    out: set[int] = set()
+    for i, item in enumerate(value):
+        found = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", item) if isinstance(item, str) else None
+        if isinstance(item, int) and not isinstance(item, bool):
+            lo = hi = item
+        elif found:
+            lo, hi = int(found.group(1)), int(found.group(2))
+        else:
+            raise InputError(f"{field}.{i}", item, allowed)
+        if not 1 <= lo <= hi <= generations:
+            raise InputError(f"{field}.{i}", item, allowed)
+        out.update(range(lo, hi + 1))
+    return frozenset(out)
 
 
 def _check_weights(field: str, value: Weight, generations: int) -> None:
@@ -576,8 +779,9 @@ def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
         ) from None
 
 
-def validation_to_input_error(exc: ValidationError, data: Any) -> InputError:
-    """First pydantic error -> InputError(field path, value, what is allowed)."""
+def validation_to_input_error(exc: ValidationError, data: Any, root: Optional[type[BaseModel]] = None) -> InputError:
+    """First pydantic error -> InputError(field path, value, what is allowed); paths are
+    relative to `root` (the model validated; default RunConfig)."""
     err = exc.errors()[0]
     loc = [str(part) for part in err["loc"] if not str(part).startswith("function-")]
     # pydantic adds the union member name ("float", "list[float]") to the location: drop it.
@@ -585,7 +789,7 @@ def validation_to_input_error(exc: ValidationError, data: Any) -> InputError:
     field = ".".join(loc) or "config"
     value = err.get("input", _lookup(data, loc))
     if err["type"] == "extra_forbidden":
-        return InputError(field, "unknown key", _known_keys(loc))
+        return InputError(field, "unknown key", _known_keys(loc, root or RunConfig))
     if err["type"] == "missing":
         return InputError(field, "missing", "a value is required")
     cause = err.get("ctx", {}).get("error")
@@ -606,8 +810,8 @@ def _lookup(data: Any, loc: list[str]) -> Any:
     return data
 
 
-def _known_keys(loc: list[str]) -> str:
-    model: Any = RunConfig
+def _known_keys(loc: list[str], root: type[BaseModel]) -> str:
+    model: Any = root
     for part in loc[:-1]:
         if part.isdigit() or model is None:
             continue

@@ -30,6 +30,11 @@ as it keeps these semantics:
 - ``score(examples, batch_size)`` is the token-average cross-entropy (nats) of the answer
   tokens given the prompt: summed over every answer token of the set, divided by their
   number (the prompt's own tokens are context, never targets).
+- ``score_with_bytes(examples, batch_size)`` (optional, text models) is a `Score`: the loss
+  of ``score`` and, from the same pass, bits per byte: the summed answer-token nats divided
+  by ln 2 times the UTF-8 bytes of the scored answer text. Unlike a per-token loss it does
+  not depend on the tokenizer, so models with different tokenizers compare on it
+  (`score_of` gives NaN bits per byte for a model without it, e.g. the linear backend).
 - ``save(directory)`` writes safetensors weights plus everything ``Backend.load`` needs;
   the directory appears complete or not at all. ``load(save(m))`` scores identically.
 
@@ -75,6 +80,23 @@ class TrainStats:
     tokens: int
     seconds: float
     final_loss: float
+
+
+@dataclass(frozen=True)
+class Score:
+    """A test set's loss (`GenerativeModel.score`) and its bits per byte (NaN: no text)."""
+
+    loss: float
+    bits_per_byte: float
+
+
+def score_of(model: Any, examples: Sequence[Example], batch_size: int) -> Score:
+    """The model's `Score` of `examples`: `score_with_bytes` where the model has it (one pass),
+    else `score` with NaN bits per byte."""
+    method = getattr(model, "score_with_bytes", None)
+    if method is not None:
+        return method(examples, batch_size)
+    return Score(float(model.score(examples, batch_size)), float("nan"))
 
 
 @runtime_checkable
@@ -126,6 +148,9 @@ class Backend(Protocol):
     LOSS_LABEL : str
         What `GenerativeModel.score` measures, as tables and figures label it
         (e.g. "cross-entropy, nats", "MSE").
+    for_model : classmethod, optional
+        ``for_model(cfg, model_cfg)``: a backend for one entity's own model config without
+        loading the data again (entities may have their own models: `RunConfig.model_for`).
     STEPPED : bool, optional
         Whether `train` sees only ``max_steps x batch x accumulation`` examples (an optimizer
         loop). Then a lean run draws only that many examples, since the rest of a larger
@@ -150,3 +175,15 @@ class Backend(Protocol):
     def load(self, directory: Path) -> GenerativeModel:
         """A model written by `GenerativeModel.save`."""
         ...
+
+
+def backend_for(cfg: RunConfig, model_cfg: Any) -> Any:
+    """A backend for one entity's model config (`RunConfig.model_for`): the class's optional
+    ``for_model(cfg, model_cfg)``, else ``from_config`` of the run with that model."""
+    from crossgen.backends.registry import get_backend
+
+    cls = get_backend(model_cfg.backend)
+    make = getattr(cls, "for_model", None)
+    if make is not None:
+        return make(cfg, model_cfg)
+    return cls.from_config(cfg.model_copy(update={"model": model_cfg}))[1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Optional
@@ -76,7 +77,7 @@ def demo(
     from crossgen.experiment import model_metrics_hook, run_experiment
     from crossgen.presets import resolve_config
     from crossgen.report import write_run_report
-    from crossgen.theory.figures import MC_REPLICATES, figure2, figure4
+    from crossgen.theory.figures import MC_REPLICATES
     from crossgen.workflow.executors import make_executor
     from crossgen.workflow.progress import RichProgress
 
@@ -84,10 +85,9 @@ def demo(
     base = load_config(resolve_config(preset), parse_overrides(overrides))
     _check_executor(executor, None)
     started = time.perf_counter()
-    stderr.print("[bold]1/3[/] theory figures (Figures 2 and 4 of the paper)")
+    stderr.print("[bold]1/3[/] theory figures (Figures 2 and 4 of the paper), in the background")
     replicates = MC_REPLICATES if replicates is None else replicates
-    figure2(out_dir / "theory", replicates=replicates)
-    figure4(out_dir / "theory", replicates=replicates)
+    theory = _start_theory_figures(out_dir / "theory", replicates)
     stderr.print(f"[bold]2/3[/] {base.K} entities, T={base.generations}, alpha in {alpha_values}")
     runs: list[Path] = []
     runner = make_executor(executor, base, None, model_metrics_hook)  # its workers serve all the runs
@@ -107,10 +107,39 @@ def demo(
             runs.append(store.root)
     finally:
         runner.close()
+        if theory.is_alive() and sys.exc_info()[0] is not None:
+            theory.terminate()  # the demo failed: its figures are not wanted
+    theory.join()
+    if theory.exitcode != 0:
+        raise RuntimeError(f"the theory figures failed (exit code {theory.exitcode}; their error is above)")
     stderr.print("[bold]3/3[/] report")
     report = write_run_report(runs, out_dir / "report.html", theory_dir=out_dir / "theory")
     stderr.print(f"demo finished in {time.perf_counter() - started:.0f} s")
     stdout.print(str(report))
+
+
+def _start_theory_figures(folder: Path, replicates: int):
+    """Figures 2 and 4 in a process of their own, started now and joined before the report.
+    Their Monte Carlo is single-threaded numpy work, which would leave a core idle on its own;
+    next to the language models it uses the cores they leave (one BLAS thread, so as not to
+    crowd them)."""
+    import multiprocessing
+
+    process = multiprocessing.get_context("spawn").Process(
+        target=_theory_figures, args=(folder, replicates), name="crossgen-theory-figures"
+    )
+    process.start()
+    return process
+
+
+def _theory_figures(folder: Path, replicates: int) -> None:
+    from threadpoolctl import threadpool_limits
+
+    from crossgen.theory.figures import figure2, figure4
+
+    with threadpool_limits(1):
+        figure2(folder, replicates=replicates)
+        figure4(folder, replicates=replicates)
 
 
 def threads_note(cfg, executor: str = "sequential") -> Optional[str]:

@@ -28,6 +28,10 @@ FILE_HELP = "theory feature file (.npz): private_0..private_{K-1}, public, optio
 GRAPH_HELP = "interaction graph: complete (the paper, default), ring, directed-ring, star or isolated"
 GRAPH_FILE_HELP = "interaction matrix W (K x K, non-negative, rows summing to 1) in a .npy, .csv or .txt file"
 FRESH_HELP = "draw the private and public real data anew every generation (default: one draw, reused)"
+FILTER_HELP = (
+    "keep only synthetic rows whose label is within --threshold of the generating model's prediction "
+    "(residual) or of the truth x'theta (verify); the theory has no closed form for it"
+)
 
 
 def _graph_name(graph: Optional[str], graph_file: Optional[Path]) -> Optional[str]:
@@ -269,6 +273,8 @@ def simulate(
     graph: Optional[str] = typer.Option(None, "--graph", help=GRAPH_HELP),
     graph_file: Optional[Path] = typer.Option(None, "--graph-file", help=GRAPH_FILE_HELP),
     fresh_real: bool = typer.Option(False, "--fresh-real", help=FRESH_HELP),
+    pool_filter: Optional[str] = typer.Option(None, "--filter", help=FILTER_HELP),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="the filter's threshold (> 0; inf keeps all)"),
 ) -> None:
     """Monte Carlo of the linear workflow (sample, fit, generate, pool, refit) from a feature file."""
     from crossgen.theory import FeatureSystem, trajectory
@@ -277,10 +283,19 @@ def simulate(
     check_fraction("--alpha", alpha), check_fraction("--beta", beta), check_int("--generations", generations, 0)
     check_int("--replicates", replicates, 1), check_int("--seed", seed, 0)
     _graph_name(graph, graph_file)
+    keep = _pool_filter(pool_filter, threshold)
     system = FeatureSystem.from_npz(file)
     spec = _graph_spec(graph, graph_file, system.K)
     result = run_mc(
-        system, alpha, beta, generations, replicates=replicates, seed=seed, graph=spec, fresh_real=fresh_real
+        system,
+        alpha,
+        beta,
+        generations,
+        replicates=replicates,
+        seed=seed,
+        graph=spec,
+        fresh_real=fresh_real,
+        pool_filter=keep,
     )
     theory = trajectory(system, alpha, beta, generations, graph=spec, fresh_real=fresh_real).mse if compare else None
     if as_json:
@@ -292,21 +307,55 @@ def simulate(
                     "replicates": replicates,
                     "seed": seed,
                     "theory_mse": None if theory is None else theory.tolist(),
+                    **_kept_json(keep, result),
                 }
             )
         )
         return
-    table = Table(title=f"Monte Carlo MSE ({replicates} replicates, alpha={alpha}, beta={beta})")
+    title = f"Monte Carlo MSE ({replicates} replicates, alpha={alpha}, beta={beta}"
+    title += ")" if keep is None else f", filter {keep.kind} <= {keep.threshold:g}; theory without the filter)"
+    table = Table(title=title)
     table.add_column("generation", justify="right")
     for k in range(system.K):
         table.add_column(f"entity {k}", justify="right")
         if theory is not None:
             table.add_column("theory", justify="right", style="dim")
+    if result.kept is not None:
+        table.add_column("kept", justify="right")
     for t in range(generations + 1):
         cells = []
         for k in range(system.K):
             cells.append(f"{result.mse[t, k]:.4g} ± {result.mse_stderr[t, k]:.2g}")
             if theory is not None:
                 cells.append(f"{theory[t, k]:.4g}")
+        if result.kept is not None:
+            cells.append("" if t == 0 else f"{result.kept[t].mean():.3f}")
         table.add_row(str(t), *cells)
     stdout.print(table)
+
+
+def _pool_filter(kind: Optional[str], threshold: Optional[float]):
+    """--filter and --threshold as a `PoolFilter` (None without --filter), checked before
+    anything is read."""
+    from crossgen.errors import InputError
+    from crossgen.theory.simulate import FILTER_KINDS, PoolFilter
+
+    if kind is None:
+        if threshold is not None:
+            raise InputError("--threshold", threshold, f"only with --filter ({' or '.join(FILTER_KINDS)})")
+        return None
+    if kind not in FILTER_KINDS:
+        raise InputError("--filter", kind, " or ".join(FILTER_KINDS))
+    if threshold is None or not threshold > 0:
+        raise InputError("--threshold", threshold, "a number > 0 with --filter (inf keeps every row)")
+    return PoolFilter(kind, threshold)
+
+
+def _kept_json(keep, result) -> dict:
+    """The filter and the fraction of each pool kept per generation (null at generation 0)."""
+    if keep is None:
+        return {}
+    rows = [None if t == 0 else row.tolist() for t, row in enumerate(result.kept)]
+    stderr = [None if t == 0 else row.tolist() for t, row in enumerate(result.kept_stderr)]
+    threshold = keep.threshold if math.isfinite(keep.threshold) else "inf"  # JSON has no infinity
+    return {"filter": {"kind": keep.kind, "threshold": threshold}, "kept": rows, "kept_stderr": stderr}

@@ -140,6 +140,9 @@ def section_config(runs: list[RunData]) -> str:
         elif cfg.model.scratch is not None:
             s = cfg.model.scratch
             model += f" ({s.n_layer} layers, width {s.n_embd})"
+        own = [en.name for en in cfg.entities if en.model is not None]
+        if own:  # entities with their own model: config.yaml below has the details
+            model += f"; own model: {', '.join(own)}"
         ents = "; ".join(f"{en.name} ({en.task.name})" for en in cfg.entities)
         alpha = fmt_weight(r.alpha) if r.alpha is not None else str(cfg.alpha)
         beta = fmt_weight(r.beta) if r.beta is not None else str(cfg.beta)
@@ -204,15 +207,18 @@ def section_findings(runs: list[RunData]) -> str:
 def section_tables(runs_groups: list[list[RunData]]) -> str:
     def body(runs: list[RunData]) -> str:
         parts = []
-        loss = tables.loss_table(runs)
-        if loss.rows:
-            parts.append(tables.to_html(loss))
+        # with differing tokenizers entities compare on bits per byte: that table comes first
+        bpb = tables.bits_per_byte_table(runs)
+        losses = [t for t in (tables.loss_table(runs), bpb) if t is not None and t.rows]
+        if runs[0].tokenizers_differ:
+            losses.reverse()
+        parts += [tables.to_html(t) for t in losses]
         sim = tables.similarity_table(runs)
         if sim is not None and sim.rows:
             parts.append(tables.to_html(sim))
         if not parts:
             return ""
-        md = tables.to_markdown(loss) + ("\n" + tables.to_markdown(sim) if sim is not None else "")
+        md = "\n".join(tables.to_markdown(t) for t in [*losses, *([sim] if sim is not None else [])])
         parts.append(f"<details><summary>Markdown</summary><pre><code>{e(md)}</code></pre></details>")
         return "\n".join(parts)
 
@@ -344,6 +350,7 @@ def section_theory(runs_groups, theory_dir: Optional[Path]) -> str:
             parts.append(
                 img_tag((Path(theory_dir) / name).read_bytes(), caption) + f'<p class="caption">{e(caption)}</p>'
             )
+    parts += _graphs_part(theory_dir)
     parts += _per_experiment(
         runs_groups, lambda runs: _figure(figures.theory_figure(runs), "linear runs over the theory")
     )
@@ -352,6 +359,24 @@ def section_theory(runs_groups, theory_dir: Optional[Path]) -> str:
     if any(r.backend == "linear" for g in runs_groups for r in g):
         return _empty("The theory package is not available, so the linear runs are shown without the prediction.")
     return _empty("No theory figures: no --theory-dir was given and no run uses the linear backend.")
+
+
+def _graphs_part(theory_dir: Optional[Path]) -> list[str]:
+    """The interaction-graph figure (`crossgen theory figure-graphs`) with the finding read off
+    its graphs.csv, when the theory directory holds them."""
+    png = None if theory_dir is None else Path(theory_dir) / "graphs.png"
+    if png is None or not png.is_file():
+        return []
+    caption = "Interaction graphs (theory and Monte Carlo; not in the paper): MSE, limit and homogenization per graph."
+    part = img_tag(png.read_bytes(), caption) + f'<p class="caption">{e(caption)}</p>'
+    table = png.with_name("graphs.csv")
+    if table.is_file():
+        import pandas as pd
+
+        from crossgen.theory.figures import graphs_finding
+
+        part += f'<p class="finding">{e(graphs_finding(pd.read_csv(table)))}</p>'
+    return [part]
 
 
 # -- page -----------------------------------------------------------------------------------

@@ -33,7 +33,9 @@ KEYS = {
     "semantic": ["generation", "model", "task"],
     "metrics": ["generation", "model", "dataset", "metric"],
 }
-EXTRA = {"metrics": ["low", "high"]}  # averaged over replicate runs with the value
+# averaged over replicate runs with the value, where every replicate has them (run directories
+# written before losses had bits_per_byte lack it)
+EXTRA = {"metrics": ["low", "high"], "losses": ["bits_per_byte"]}
 
 
 def _scalar(value) -> Optional[float]:
@@ -133,6 +135,11 @@ class RunData:
         return load_embeddings(path) if path.is_file() else None
 
     @property
+    def tokenizers_differ(self) -> bool:
+        """Whether the entities' tokenizers differ (per-token losses are then not comparable)."""
+        return self.cfg.tokenizers_differ()
+
+    @property
     def structure(self) -> tuple:
         return (tuple(self.entities), tuple(self.private_tasks), self.public_task, self.backend)
 
@@ -172,6 +179,7 @@ def mean_over_runs(frames: list[pd.DataFrame], name: str) -> pd.DataFrame:
     values = [VALUE[name], *EXTRA.get(name, [])]
     if not frames:
         return pd.DataFrame(columns=KEYS[name] + values)
+    values = [v for v in values if all(v in f for f in frames)]
     if len(frames) == 1:
         return frames[0].reset_index(drop=True)
     common = set.intersection(*(set(f["generation"]) for f in frames))

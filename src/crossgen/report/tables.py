@@ -32,6 +32,10 @@ from typing import Optional
 import pandas as pd
 
 LOSS_THRESHOLD = 0.1
+# bits per byte: about the loss threshold (0.1 nats per token) at 3.5 bytes per token, a small
+# BPE tokenizer on English text: 0.1 / (ln 2 x 3.5) = 0.041
+BPB_THRESHOLD = 0.04
+BITS_PER_BYTE = "bits_per_byte"  # the losses column
 SIMILARITY_THRESHOLD = 0.0
 ACCURACY_METRICS = ("acc", "acc_norm", "exact_match")  # the accuracy family's scores, in table order
 CHANCE = "chance"  # the accuracy family's chance level (no interval)
@@ -164,9 +168,10 @@ def loss_table_from_frames(
     title: str = "",
     threshold: float = LOSS_THRESHOLD,
     digits: int = 2,
+    value: str = "loss",
 ) -> ChangeTable:
-    """The loss change table: `columns` are (label, losses frame with generation, model, task, loss);
-    `tasks[i]` is the private task of `models[i]`."""
+    """The loss change table: `columns` are (label, losses frame with generation, model, task and
+    `value`: loss, or bits_per_byte); `tasks[i]` is the private task of `models[i]`."""
     K = len(models)
     pairs = [(f"Model {i + 1} on Task {j + 1}", models[i], tasks[j]) for i, j in paper_row_order(K)]
     if public is not None:
@@ -175,10 +180,10 @@ def loss_table_from_frames(
     for _, model, task in pairs:
         row: list[Optional[Cell]] = []
         for _, frame in columns:
-            if frame.empty:
+            if frame.empty or value not in frame:
                 row.append(None)
                 continue
-            a, b = initial_final(frame, {"model": model, "task": task}, "loss")
+            a, b = initial_final(frame, {"model": model, "task": task}, value)
             row.append(Cell(a, b, classify(a, b, threshold)))
         cells.append(row)
     keep = [i for i, row in enumerate(cells) if any(c is not None and c.status != MISSING for c in row)]
@@ -333,8 +338,21 @@ def _t_text(conds) -> str:
     return "T = " + "/".join(str(t) for t in ts) if ts else ""
 
 
-def loss_table(runs, threshold: float = LOSS_THRESHOLD, digits: int = 2, include_public: bool = True) -> ChangeTable:
-    """Tables 2/4 (one beta) or 7/8 (several betas) for runs of one experiment."""
+TOKENIZERS_DIFFER = (
+    "The entities' tokenizers differ, so per-token losses are not comparable between entities: "
+    "compare the entities on bits per byte."
+)
+
+
+def loss_table(
+    runs,
+    threshold: float = LOSS_THRESHOLD,
+    digits: int = 2,
+    include_public: bool = True,
+    value: str = "loss",
+) -> ChangeTable:
+    """Tables 2/4 (one beta) or 7/8 (several betas) for runs of one experiment; `value`
+    bits_per_byte gives the same table in bits per byte of the answer text (`bits_per_byte_table`)."""
     from crossgen.report.runs import conditions, fmt_weight
 
     conds = conditions(runs)
@@ -343,12 +361,13 @@ def loss_table(runs, threshold: float = LOSS_THRESHOLD, digits: int = 2, include
     from crossgen.backends.registry import get_backend
 
     unit = get_backend(first.backend).LOSS_LABEL
+    what = "Bits per byte of the answer text" if value == BITS_PER_BYTE else f"Loss ({unit})"
     title = (
-        f"Loss ({unit}), initial → final, K = {first.K}"
+        f"{what}, initial → final, K = {first.K}"
         + (f", β = {fmt_weight(beta)}" if beta is not None else "")
         + (f", {_t_text(conds)}" if _t_text(conds) else "")
     )
-    return loss_table_from_frames(
+    table = loss_table_from_frames(
         [(lab, c.losses) for lab, c in zip(labels, conds)],
         first.entities,
         first.private_tasks,
@@ -357,7 +376,20 @@ def loss_table(runs, threshold: float = LOSS_THRESHOLD, digits: int = 2, include
         title,
         threshold,
         digits,
+        value,
     )
+    if first.tokenizers_differ:
+        table.title += " (tokenizers differ: entities compared on bits per byte)" if value == BITS_PER_BYTE else ""
+        table.notes.append(TOKENIZERS_DIFFER)
+    return table
+
+
+def bits_per_byte_table(runs, threshold: float = BPB_THRESHOLD, digits: int = 3) -> Optional[ChangeTable]:
+    """The loss table in bits per byte (the answer-token nats over ln 2 x the answer's UTF-8
+    bytes), comparable across tokenizers; None when no run has such values (the linear backend,
+    run directories from before the column)."""
+    table = loss_table(runs, threshold, digits, value=BITS_PER_BYTE)
+    return table if table.rows else None
 
 
 def similarity_table(runs, threshold: float = SIMILARITY_THRESHOLD, digits: int = 3) -> Optional[ChangeTable]:

@@ -3,6 +3,8 @@
     name: alpha-beta
     base: linear                 # a preset name, a run-config path (relative to this file),
                                  # or an inline mapping of run-config settings
+    set:                         # optional: dotted path -> value, applied to the base first
+      generations: 3             # (the preset stays referenced, not copied)
     axes:                        # dotted run-config path -> the values it takes
       alpha: [0, 0.5, 1]
       beta: [0.25, 0.75]
@@ -39,6 +41,9 @@ class SweepConfig(BaseModel):
 
     name: str = "sweep"
     base: Union[str, dict[str, Any]] = Field(description="preset name, run-config path, or inline mapping")
+    set: dict[str, Any] = Field(
+        default_factory=dict, description="dotted config path -> value, applied to the base before the axes"
+    )
     axes: dict[str, list[Any]] = Field(default_factory=dict, description="dotted config path -> values")
     seeds: Union[int, list[int]] = Field(default=1, description="a count (added to the cell's seed) or a list of seeds")
 
@@ -111,6 +116,7 @@ def _input_error(exc: ValidationError, data: Any) -> InputError:
     allowed = {
         "base": "a preset name, a run-config path, or a mapping of run-config settings",
         "axes": "a mapping from a dotted config path to a list of values",
+        "set": "a mapping from a dotted config path to a value",
         "seeds": "a positive number of seeds or a list of seeds >= 0",
         "name": "a string",
     }.get(loc[0] if loc else "", err["msg"])

@@ -6,6 +6,11 @@ second, such as the linear backend's). Every run is an ordinary run directory wr
 `run_experiment(..., resume=True)`: a run whose manifest says complete is skipped, a partial
 one continues where it stopped. A run's failure is caught and returned as its result, so it
 never stops the other runs. Each start is appended to DIR/starts.log (one line, flushed).
+
+A shared generation 0 (`crossgen.sweep.grid.shared_generation0`) is a batch of its own, a
+run with T = 0 that is no run of the sweep (its start goes to DIR/generation0/starts.log,
+its result to no tracker); every executor starts the runs that copy it only once it is
+complete (`Dependencies`), and fails them with its error if it failed.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 STARTS = "starts.log"
+GENERATION0_STARTS = "generation0/starts.log"  # the starts of the shared generations 0
 
 Result = dict[str, Any]
 
@@ -32,22 +38,38 @@ class Batch:
     """Runs of one cell that execute together; resources are per run (they run in sequence)."""
 
     cell: str
-    tasks: list[dict[str, Any]]  # {"cell", "seed", "dir", "config" (a JSON-able dict)}
+    # {"cell", "seed", "dir", "config" (a JSON-able dict)}, and "generation0_from" (the dir of
+    # the shared generation 0 the run starts from), or "shared": true (a shared generation 0)
+    tasks: list[dict[str, Any]]
     cpus: float = 1.0
     gpus: float = 0.0
 
+    @property
+    def shared(self) -> bool:
+        """A shared generation 0 (one task), not runs of the sweep."""
+        return bool(self.tasks[0].get("shared"))
+
 
 # -- the work itself (runs inside workers) -------------------------------------------------
-def is_complete(run_dir: Path) -> bool:
+def _manifest(run_dir: Path) -> dict[str, Any]:
     try:
-        return json.loads((Path(run_dir) / "manifest.json").read_text()).get("status") == "complete"
+        return json.loads((Path(run_dir) / "manifest.json").read_text())
     except (OSError, ValueError):
-        return False
+        return {}
 
 
-def log_start(sweep_dir: Path, cell: str, seed: int) -> None:
+def is_complete(run_dir: Path) -> bool:
+    return _manifest(run_dir).get("status") == "complete"
+
+
+def has_generation0(run_dir: Path) -> bool:
+    return _manifest(run_dir).get("generations", {}).get("0", {}).get("status") == "complete"
+
+
+def log_start(sweep_dir: Path, cell: str, seed: int, log: str = STARTS) -> None:
     line = f"{time.time():.6f}\t{cell}\t{seed}\t{socket.gethostname()}\t{os.getpid()}\n"
-    fd = os.open(Path(sweep_dir) / STARTS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    (Path(sweep_dir) / log).parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(Path(sweep_dir) / log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, line.encode())  # one O_APPEND write: lines of parallel workers never mix
     finally:
@@ -76,12 +98,19 @@ def run_one(task: dict[str, Any], sweep_dir: str) -> Result:
     started = time.perf_counter()
     try:
         cfg = RunConfig.model_validate(task["config"])
+        shared = bool(task.get("shared"))
         if (run_dir / "config.yaml").is_file():  # a partial run continues with the config it began with,
-            saved = RunStore(run_dir).config()  # even if only its resources (where it runs) changed since
-            if saved.model_dump(exclude={"resources"}) == cfg.model_dump(exclude={"resources"}):
+            saved = RunStore(run_dir).config()  # even if only its resources (where it runs) changed since;
+            if (  # a shared generation 0 serves whatever else changed, if its key did not
+                saved.generation0_key() == cfg.generation0_key()
+                if shared
+                else saved.model_dump(exclude={"resources"}) == cfg.model_dump(exclude={"resources"})
+            ):
                 cfg = saved
-        log_start(Path(sweep_dir), task["cell"], task["seed"])
-        run_experiment(cfg, run_dir, resume=True)
+        log_start(Path(sweep_dir), task["cell"], task["seed"], GENERATION0_STARTS if shared else STARTS)
+        source = task.get("generation0_from")
+        copy = Path(sweep_dir) / source if source and not has_generation0(run_dir) else None
+        run_experiment(cfg, run_dir, resume=True, generation0_from=copy)
     except Exception as exc:  # a failed run is a result, not the end of the sweep
         result.update(
             status="failed",
@@ -138,17 +167,72 @@ OnResult = Callable[[Result], None]
 Tick = Callable[[int], None]  # called now and then with the number of runs executing
 
 
+class Dependencies:
+    """Holds back the batches whose runs start from a shared generation 0 of this invocation
+    until it is complete; the runs whose shared generation 0 failed fail with its error,
+    without running. Every executor reports each finished batch here (`deliver`)."""
+
+    def __init__(self, batches: list[Batch], sweep_dir: str, on_result: OnResult):
+        self.sweep_dir, self.on_result = sweep_dir, on_result
+        self.pending = {b.tasks[0]["dir"] for b in batches if b.shared}  # not finished yet
+        self.failed: dict[str, Result] = {}  # dir -> the failed result of a shared generation 0
+        self.ready = [b for b in batches if not self._waits(b)]
+        self.waiting = [b for b in batches if self._waits(b)]
+
+    def _waits(self, batch: Batch) -> bool:
+        return any(task.get("generation0_from") in self.pending for task in batch.tasks)
+
+    def deliver(self, batch: Batch, results: list[Result]) -> list[Batch]:
+        """Report a finished batch's results (a run's to `on_result`); returns the batches it
+        frees to start."""
+        if not batch.shared:
+            for result in results:
+                self.on_result(result)
+            return []
+        for result in results:
+            self.pending.discard(result["dir"])
+            if result["status"] == "failed":
+                self.failed[result["dir"]] = result
+        freed = [b for b in self.waiting if not self._waits(b)]
+        self.waiting = [b for b in self.waiting if self._waits(b)]
+        return [b for b in map(self._without_failed, freed) if b is not None]
+
+    def _without_failed(self, batch: Batch) -> Optional[Batch]:
+        """`batch` without the runs whose shared generation 0 failed (reported failed here)."""
+        keep = []
+        for task in batch.tasks:
+            cause = self.failed.get(task.get("generation0_from", ""))
+            if cause is None:
+                keep.append(task)
+                continue
+            error = f"its shared generation 0 ({cause['dir']}) failed: {cause['error']}"
+            result = crash_results(Batch(batch.cell, [task]), self.sweep_dir, error)[0]
+            self.on_result({**result, "traceback": cause.get("traceback")})
+        if len(keep) == len(batch.tasks):
+            return batch
+        return Batch(batch.cell, keep, batch.cpus, batch.gpus) if keep else None
+
+
 class SequentialExecutor:
-    """One run after the other in this process (no thread caps: the run uses its config)."""
+    """One run after the other in this process (no thread caps: the run uses its config).
+    The runs of a shared generation 0 follow it directly."""
 
     name = "local"
     parallelism = 1
 
     def run(self, batches: list[Batch], sweep_dir: str, on_result: OnResult, tick: Tick) -> None:
-        for batch in batches:
+        deps = Dependencies(batches, sweep_dir, on_result)
+        queue = deps.ready
+        while queue:
+            batch = queue.pop(0)
+            results = []
             for task in batch.tasks:
                 tick(1)
-                on_result(run_one(task, sweep_dir))
+                results.append(run_one(task, sweep_dir))
+                if not batch.shared:  # a run's result as soon as it is done
+                    deps.deliver(batch, results[-1:])
+            if batch.shared:
+                queue[:0] = deps.deliver(batch, results)
         tick(0)
 
     def close(self) -> None:
@@ -198,40 +282,53 @@ class ProcessExecutor:
         )
 
     def run(self, batches: list[Batch], sweep_dir: str, on_result: OnResult, tick: Tick) -> None:
-        log = Path(sweep_dir) / STARTS
-        queue, restarts = list(batches), 0
+        logs = [Path(sweep_dir) / STARTS, Path(sweep_dir) / GENERATION0_STARTS]
+        deps = Dependencies(batches, sweep_dir, on_result)
+        queue, restarts = deps.ready, 0
         crashes: dict[tuple[str, int], int] = {}
         while queue:
-            offset = log.stat().st_size if log.exists() else 0
-            broken = self._run_pool(queue, sweep_dir, on_result, tick)
+            offsets = [log.stat().st_size if log.exists() else 0 for log in logs]
+            broken = self._run_pool(queue, sweep_dir, deps, tick)
             if not broken:
                 break
             restarts += 1
-            started = _started_since(log, offset)  # in this round: where the dead worker may have been
+            # in this round: where the dead worker may have been
+            started = set().union(*(_started_since(log, offset) for log, offset in zip(logs, offsets)))
             queue = []
             for batch, error in broken.items():
-                left = []
+                left, results = [], []
                 for task in batch.tasks:
                     key = (task["cell"], task["seed"])
                     if is_complete(Path(sweep_dir) / task["dir"]):
-                        on_result(crash_results(Batch(batch.cell, [task]), sweep_dir, "")[0])
+                        results.append(crash_results(Batch(batch.cell, [task]), sweep_dir, "")[0])
                         continue
                     if key in started:  # the crash's cause, or killed with the broken pool: retry once
                         crashes[key] = crashes.get(key, 0) + 1
                     if crashes.get(key, 0) >= self.max_crashes or restarts > self.max_restarts:
-                        on_result(crash_results(Batch(batch.cell, [task]), sweep_dir, error)[0])
+                        results.append(crash_results(Batch(batch.cell, [task]), sweep_dir, error)[0])
                     else:
                         left.append(task)
                 if left:
                     queue.append(Batch(batch.cell, left, batch.cpus, batch.gpus))
+                queue += deps.deliver(batch, results)  # the finished ones (done, or failed for good)
             self.pool.shutdown(wait=False, cancel_futures=True)
             self.pool = self._new_pool()
         tick(0)
 
-    def _run_pool(self, batches: list[Batch], sweep_dir: str, on_result: OnResult, tick: Tick) -> dict:
-        """Run batches on the current pool; returns {batch: error} of those a dead worker took down."""
-        pending = {self.pool.submit(run_batch, b.tasks, sweep_dir, threads_of(b.tasks[0])): b for b in batches}
+    def _run_pool(self, batches: list[Batch], sweep_dir: str, deps: Dependencies, tick: Tick) -> dict:
+        """Run batches, and those their shared generations 0 free, on the current pool; returns
+        {batch: error} of those a dead worker took down."""
+        pending: dict[cf.Future, Batch] = {}
         broken: dict[Batch, str] = {}
+
+        def submit(batch: Batch) -> None:
+            try:
+                pending[self.pool.submit(run_batch, batch.tasks, sweep_dir, threads_of(batch.tasks[0]))] = batch
+            except BrokenProcessPool as exc:  # a worker died since: the next pool runs it
+                broken[batch] = f"worker died: {type(exc).__name__}: {exc}"
+
+        for batch in batches:
+            submit(batch)
         try:
             while pending:
                 tick(min(len(pending), self.parallelism))  # a batch runs its runs one at a time
@@ -245,8 +342,8 @@ class ProcessExecutor:
                         continue
                     except Exception as exc:  # e.g. the batch could not be sent to the worker
                         results = crash_results(batch, sweep_dir, f"{type(exc).__name__}: {exc}")
-                    for r in results:
-                        on_result(r)
+                    for freed in deps.deliver(batch, results):
+                        submit(freed)
         except BaseException:
             for future in pending:
                 future.cancel()
@@ -314,11 +411,16 @@ class RayExecutor:
         ray = self.ray
         remote = ray.remote(run_batch)
         pending = {}
-        for b in batches:
+        deps = Dependencies(batches, sweep_dir, on_result)
+
+        def submit(b: Batch) -> None:
             ref = remote.options(
                 num_cpus=b.cpus, num_gpus=b.gpus, max_retries=1, name=f"crossgen-sweep:{b.cell}"
             ).remote(b.tasks, sweep_dir, threads_of(b.tasks[0]))
             pending[ref] = b
+
+        for b in deps.ready:
+            submit(b)
         try:
             while pending:
                 tick(self._in_flight(pending))
@@ -329,8 +431,8 @@ class RayExecutor:
                         results = ray.get(ref)
                     except Exception as exc:  # the worker or its node died
                         results = crash_results(batch, sweep_dir, f"ray task failed: {type(exc).__name__}: {exc}")
-                    for r in results:
-                        on_result(r)
+                    for freed in deps.deliver(batch, results):
+                        submit(freed)
             tick(0)
         except BaseException:
             for ref in pending:

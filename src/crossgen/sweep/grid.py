@@ -86,6 +86,8 @@ def build_sweep(
 ) -> Sweep:
     cfg = parse_sweep(data)
     base = resolve_base(cfg.base, base_dir)
+    for dotted, value in cfg.set.items():  # the sweep file's own overrides, then the command line's
+        _set(base, dotted, copy.deepcopy(value), f"set.{dotted}")
     for dotted, value in (overrides or {}).items():
         _set(base, dotted, value, f"--set {dotted}")
     try:
@@ -161,7 +163,7 @@ def label(value: Any) -> Any:
     """A scalar for tables: numbers, strings and booleans as they are, lists and maps as text."""
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
-    if isinstance(value, list) and all(isinstance(v, dict) and "name" in v for v in value):
+    if isinstance(value, list) and value and all(isinstance(v, dict) and "name" in v for v in value):
         return "+".join(str(v["name"]) for v in value)  # an entity list: its names
     return canonical(value)
 
@@ -177,7 +179,7 @@ def _text(value: Any) -> tuple[str, bool]:
         return (short, True) if math.isfinite(value) and float(short) == value else (repr(value), True)
     if isinstance(value, str):
         return value, True
-    if isinstance(value, list) and all(isinstance(v, dict) and "name" in v for v in value):
+    if isinstance(value, list) and value and all(isinstance(v, dict) and "name" in v for v in value):
         return f"K{len(value)}-" + "+".join(str(v["name"]) for v in value), False
     return f"{type(value).__name__}{len(value) if hasattr(value, '__len__') else ''}", False
 
@@ -211,3 +213,53 @@ def _dedupe_ids(cells: list[Cell]) -> None:
     for cell in cells:
         if seen[cell.id] > 1:
             cell.id = cell.id[:MAX_ID] + "-" + _hash(list(cell.values.items()))
+
+
+# -- generation 0, shared by the runs whose generation-0 settings are equal ------------------
+GENERATION0 = "generation0"  # DIR/generation0/<key>/: the shared generations 0 (not runs of the sweep)
+
+
+@dataclass(frozen=True)
+class SharedGeneration0:
+    """A generation 0 computed once for `runs` (2+ runs with one generation-0 key): an ordinary
+    run directory of `config`, their settings with T = 0, from which each run copies it."""
+
+    key: str  # a hash of the runs' generation-0 key
+    config: RunConfig
+    runs: tuple[RunSpec, ...]
+
+    @property
+    def rel_dir(self) -> str:
+        return f"{GENERATION0}/{self.key}"
+
+
+def shared_generation0(sweep: Sweep) -> list[SharedGeneration0]:
+    """The sweep's runs grouped by their generation-0 key (`RunConfig.generation0_key`,
+    the test `generation0_from` applies too), groups of 2+ runs only, in the order of their
+    first run. Runs with `tracking.backend` keep their own generation 0: their tracker logs it."""
+
+    groups: dict[str, list[RunSpec]] = {}
+    for run in sweep.runs:
+        if run.config.tracking.backend == "none":
+            key = hashlib.sha1(canonical(run.config.generation0_key()).encode()).hexdigest()[:12]
+            groups.setdefault(key, []).append(run)
+    shared = []
+    for key, runs in groups.items():
+        if len(runs) > 1:
+            config = generation0_config(runs[0].config)
+            if config.generation0_key() != runs[0].config.generation0_key():  # a setting of t >= 1 not left out
+                raise RuntimeError(f"the generation-0 run of {runs[0].rel_dir} has another generation-0 key")
+            shared.append(SharedGeneration0(key, config, tuple(runs)))
+    return shared
+
+
+def generation0_config(cfg: RunConfig) -> RunConfig:
+    """`cfg` with T = 0: generation 0 alone. The weights become generation 0's (alpha 0, each
+    entity's beta at t = 0) and participation is dropped, as their lists are per generation."""
+    data = cfg.model_dump(mode="json")
+    beta0 = cfg.schedule("beta")[0].tolist()
+    data.update(name=f"{cfg.name} generation 0", generations=0, alpha=0.0, beta=beta0[0], initial_beta=None)
+    for entity, beta in zip(data["entities"], beta0):
+        entity.update(alpha=None, beta=beta)
+        entity.pop("generations", None)
+    return parse_config(data)

@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from crossgen.io import write_text
 from crossgen.report.embed import img_tag, png_bytes
 from crossgen.sweep.aggregate import axis_columns, final
+from crossgen.sweep.findings import setting_findings
 from crossgen.sweep.grid import Sweep
 
 HEAT_METRICS = [
@@ -265,6 +266,15 @@ def write_sweep_report(sweep: Sweep, out: Path, table: pd.DataFrame) -> Path:
         or "<li>(none: one cell, the base config)</li>"
     )
     seeds = sweep.config.seeds
+    found = setting_findings(sweep, table) if not table.empty else []
+    findings = (
+        "<h2>Findings</h2><p>What the swept setting changed relative to the paper's (computed from the table "
+        "below; losses: a change beyond 0.1 with disjoint 95% intervals, similarity: disjoint intervals).</p><ul>"
+        + "".join(f"<li>{html.escape(f)}</li>" for f in found)
+        + "</ul>"
+        if found
+        else ""
+    )
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>sweep {html.escape(sweep.name)}</title>
 <style>{STYLE}</style></head><body>
 <h1>Sweep <code>{html.escape(sweep.name)}</code></h1>
@@ -272,6 +282,7 @@ def write_sweep_report(sweep: Sweep, out: Path, table: pd.DataFrame) -> Path:
 Base: {html.escape(sweep.base_config.name)} ({sweep.base_config.model.backend} backend, K={sweep.base_config.K},
 T={sweep.base_config.generations}). Intervals: Student-t 95% over seeds. Full table: <code>aggregate.csv</code>.</p>
 <h2>Axes</h2><ul>{axes}</ul>
+{findings}
 <h2>Figures</h2>{"".join(sections)}
 <h2>Final values per cell</h2>{_final_table(sweep, table)}
 <h2>Failures</h2>{_failures(out)}

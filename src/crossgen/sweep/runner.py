@@ -3,6 +3,8 @@
     DIR/sweep.yaml                 the sweep, its base config inlined
     DIR/cells.csv                  cell id -> axis values
     DIR/cells/<cell>/seed_<s>/     an ordinary run directory per cell and seed
+    DIR/generation0/<key>/         a generation 0 shared by the runs with one generation-0 key
+                                   (a run directory with T = 0; not a run of the sweep)
     DIR/starts.log                 one line per run start (time, cell, seed, host, pid)
     DIR/status.json                done / running / failed / pending counts and time left
     DIR/failures.jsonl             the runs that failed in the latest invocation, with errors
@@ -26,8 +28,8 @@ import yaml
 
 from crossgen.errors import InputError
 from crossgen.io import write_json, write_text
-from crossgen.sweep.executors import STARTS, Batch, Result, is_complete, make_executor
-from crossgen.sweep.grid import RunSpec, Sweep
+from crossgen.sweep.executors import STARTS, Batch, Result, has_generation0, is_complete, make_executor
+from crossgen.sweep.grid import RunSpec, Sweep, shared_generation0
 from crossgen.workflow.loop import kill_point
 
 FAILURES = "failures.jsonl"
@@ -80,7 +82,10 @@ def _plain(data: Any) -> Any:
 
 
 def plan(sweep: Sweep, out: Path, batch: Optional[int], parallelism: int) -> tuple[list[Batch], set[tuple[str, int]]]:
-    """Batches of the runs still to do, and the (cell, seed) of the runs already complete."""
+    """Batches of the runs still to do, and the (cell, seed) of the runs already complete.
+
+    First the shared generations 0 that runs still to do need and that are not complete
+    (one batch each); the runs that copy one say so (`generation0_from`)."""
     todo: dict[str, list[RunSpec]] = {}
     done: set[tuple[str, int]] = set()
     for cell in sweep.cells:
@@ -89,16 +94,31 @@ def plan(sweep: Sweep, out: Path, batch: Optional[int], parallelism: int) -> tup
                 done.add((run.cell, run.seed))
             else:
                 todo.setdefault(cell.id, []).append(run)
+    source: dict[tuple[str, int], str] = {}  # (cell, seed) -> the dir of its shared generation 0
+    batches = []
+    for group in shared_generation0(sweep):
+        needed = False
+        for r in group.runs:
+            if (r.cell, r.seed) not in done and not has_generation0(out / r.rel_dir):
+                source[(r.cell, r.seed)] = group.rel_dir
+                needed = True
+        if needed and not is_complete(out / group.rel_dir):
+            task = {"cell": group.rel_dir, "seed": group.config.seed, "dir": group.rel_dir, "shared": True}
+            res = group.config.resources
+            batches.append(
+                Batch(group.rel_dir, [{**task, "config": group.config.model_dump(mode="json")}], res.cpus, res.gpus)
+            )
     total_todo = sum(len(v) for v in todo.values())
     size = batch or auto_batch(sweep, total_todo, parallelism)
-    batches = []
     for cell_id, runs in todo.items():
         res = runs[0].config.resources
         for i in range(0, len(runs), size):
-            tasks = [
-                {"cell": r.cell, "seed": r.seed, "dir": r.rel_dir, "config": r.config.model_dump(mode="json")}
-                for r in runs[i : i + size]
-            ]
+            tasks = []
+            for r in runs[i : i + size]:
+                task = {"cell": r.cell, "seed": r.seed, "dir": r.rel_dir, "config": r.config.model_dump(mode="json")}
+                if (r.cell, r.seed) in source:
+                    task["generation0_from"] = source[(r.cell, r.seed)]
+                tasks.append(task)
             batches.append(Batch(cell_id, tasks, cpus=res.cpus, gpus=res.gpus))
     return batches, done
 

@@ -12,7 +12,17 @@ G, P, Q or M matrices), so that it can check the theory independently:
 * on an interaction graph W (`graph=`, `crossgen.theory.graphs`) pool j gets a W[k, j]
   instead of a/K (pools of zero weight are left out of the fit);
 * with ``fresh_real=True`` the private and public responses are drawn anew at every
-  generation t >= 1 (same features, new noise), instead of once at generation 0.
+  generation t >= 1 (same features, new noise), instead of once at generation 0;
+* with a pool filter (``pool_filter=PoolFilter(kind, threshold)``, the analogue of the
+  loop's pool filters) a synthetic row is kept only if its label's deviation is within the
+  threshold: ``residual`` |y_tj - x' thetahat_{t-1,j}| <= r (under the model that generated
+  it: that deviation is exactly the synthetic noise), ``verify`` |y_tj - x' theta| <= c (a
+  verifier that knows theta: the deviation is x'(thetahat_{t-1,j} - theta) + noise). A pool
+  is filtered once and read filtered by every entity. A dropped row leaves the fit; every
+  kept row keeps its loss weight a W[k, j] (a/K on the complete graph), as the loop's
+  weighted-loss paradigm does (section 5's estimator on the filtered pools), so filtering
+  lowers the synthetic share of the loss by the fraction dropped. A fit left without rows
+  (alpha = 1 and every pool it reads emptied) is the minimum-norm solution of nothing, 0.
 
 Every fit is the minimum-norm solution of the sqrt-weight-scaled stacked design (blocks of
 zero weight dropped), computed by an SVD pseudo-inverse with the estimator's one cut-off
@@ -28,12 +38,18 @@ responses, then per generation [fresh real responses,] synthetic noise), and the
 statistics are folded block by block in block order. Hence the numbers depend only on
 ``seed`` (and the inputs), not on ``chunk``, and the first R replicates of a larger run are
 the replicates of a run with ``replicates=R``. The noise stream does not depend on the
-weights either, so runs that differ only in alpha or beta use common random numbers.
+weights or the pool filter either, so runs that differ only in alpha, beta or the filter use
+common random numbers. A replicate whose filters dropped no row of the pools an entity reads
+uses the shared fit; only the others are refit one by one (batched SVDs with the same
+cut-off), so an infinite threshold gives exactly the unfiltered numbers.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import itertools
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -44,6 +60,7 @@ from crossgen.errors import InputError, check_int
 from crossgen.mixture import mixture_weights, weight_schedule
 from crossgen.theory.graphs import interaction
 from crossgen.theory.system import (  # validation and the estimator's pseudo-inverse only
+    PINV_RCOND,
     FeatureSystem,
     _feature_matrix,
     design_pinv,
@@ -53,12 +70,16 @@ from crossgen.theory.system import (  # validation and the estimator's pseudo-in
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["BLOCK", "SimulationResult", "simulate"]
+__all__ = ["BLOCK", "FILTER_KINDS", "PoolFilter", "SimulationResult", "simulate"]
 
 #: Replicates per random stream and per statistics block (the unit of reproducibility).
 BLOCK = 64
 #: Default bound on the size of the largest response matrix of one chunk, in bytes.
 CHUNK_BYTES = 32 * 2**20
+#: Replicates refit at once after a pool filter dropped rows (bounds the batched SVD's memory).
+REFIT_BATCH = 256
+#: What a pool filter compares with its threshold (see the module docstring).
+FILTER_KINDS = ("residual", "verify")
 
 Progress = Callable[[int, int], None]
 
@@ -84,6 +105,8 @@ class SimulationResult:
     replicates: int
     seed: int
     estimates: np.ndarray | None = None  # (R, T+1, K, d) only with keep_estimates
+    kept: np.ndarray | None = None  # (T+1, K) mean fraction of pool j's rows kept (NaN at t = 0); with a filter
+    kept_stderr: np.ndarray | None = None  # (T+1, K)
 
     @property
     def generations(self) -> int:
@@ -106,6 +129,29 @@ class SimulationResult:
 
 
 # ----------------------------------------------------------------------------- inputs
+
+
+@dataclass(frozen=True)
+class PoolFilter:
+    """Keep a synthetic row when |deviation| <= threshold: ``residual`` measures the label
+    against the model that generated it, ``verify`` against the truth x' theta."""
+
+    kind: str
+    threshold: float
+
+    def __post_init__(self) -> None:
+        if self.kind not in FILTER_KINDS:
+            raise InputError("pool_filter.kind", self.kind, " or ".join(FILTER_KINDS))
+        t = self.threshold
+        if isinstance(t, bool) or not isinstance(t, (int, float, np.integer, np.floating)) or not t > 0:
+            raise InputError("pool_filter.threshold", t, "a number > 0 (inf keeps every row)")
+        object.__setattr__(self, "threshold", float(t))
+
+    def keep(self, pooled: np.ndarray, model_mean: np.ndarray, truth: np.ndarray) -> np.ndarray:
+        """Boolean (rows, cols): which pooled rows survive; ``model_mean`` is the generating
+        models' x' thetahat (rows, cols), ``truth`` x' theta (rows, 1)."""
+        centre = model_mean if self.kind == "residual" else truth
+        return np.abs(pooled - centre) <= self.threshold
 
 
 @dataclass(frozen=True)
@@ -191,11 +237,13 @@ def _weighted_maps(blocks: Sequence[tuple[float, np.ndarray]]) -> list[np.ndarra
 
 @dataclass(frozen=True)
 class _Fit:
-    """Entity k's fit at one generation as maps applied to private, public, pooled responses."""
+    """Entity k's fit at one generation as maps applied to private, public, pooled responses,
+    and its loss weights (private, public, one per pool) for refitting filtered replicates."""
 
     private: np.ndarray | None
     public: np.ndarray | None
     synthetic: np.ndarray | None
+    weights: tuple = ()
 
 
 def _fit_weights(t: int, a: float, b: float, K: int) -> tuple[float, float, float]:
@@ -223,7 +271,8 @@ def _plan(data: _Data, alpha: np.ndarray, beta: np.ndarray, schedule, W: np.ndar
                     cache[key] = _graph_fit(data, k, w, synthetic)
                 else:
                     maps = _weighted_maps([(w[0], data.private[k]), (w[1], data.public), (w[2], pooled)])
-                    cache[key] = _Fit(*maps)
+                    private, public, pooled_map = maps
+                    cache[key] = _Fit(private, public, pooled_map, weights=(w[0], w[1], (w[2],) * len(synthetic)))
             row.append(cache[key])
         plan.append(row)
     return plan
@@ -237,7 +286,7 @@ def _graph_fit(data: _Data, k: int, w: tuple, synthetic: tuple[np.ndarray, ...])
     syn = None
     if any(m is not None for m in pools):
         syn = np.hstack([np.zeros((data.d, x.shape[0])) if m is None else m for m, x in zip(pools, synthetic)])
-    return _Fit(maps[0], maps[1], syn)
+    return _Fit(maps[0], maps[1], syn, weights=w)
 
 
 def _apply(pairs, d: int, cols: int) -> np.ndarray:
@@ -272,11 +321,47 @@ def _initial_responses(data: _Data, streams) -> tuple[list[np.ndarray], np.ndarr
     return parts[:-1], parts[-1]
 
 
-def _synthetic_responses(data: _Data, features: tuple[np.ndarray, ...], theta_prev: np.ndarray, streams) -> np.ndarray:
-    """Pooled synthetic responses [y_t1; ...; y_tK] (sum_j m_tj, cols)."""
+def _synthetic_responses(
+    data: _Data, features: tuple[np.ndarray, ...], theta_prev: np.ndarray, streams
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pooled synthetic responses [y_t1; ...; y_tK] (sum_j m_tj, cols) and their means under
+    the generating models, x' thetahat_{t-1,j}."""
     noise = _noise(streams, sum(x.shape[0] for x in features))
     mean = np.vstack([x @ theta_prev[j] for j, x in enumerate(features)])
-    return mean + data.sigma * noise
+    return mean + data.sigma * noise, mean
+
+
+# ----------------------------------------------------------------------------- filtered refits
+
+
+def _refit(data: _Data, fit: _Fit, k: int, features, private, public, pooled, keep) -> np.ndarray:
+    """Entity k's estimates (d, cols) refit on the rows `keep` (pooled rows x cols) leaves;
+    `private` (n_k, cols), `public` (n*, cols) and `pooled` are the responses of those columns.
+
+    The design of every replicate is the fit's weighted design with its dropped rows zeroed: a
+    zero row changes neither D'D nor the minimum-norm solution, so this is the fit on the kept
+    rows. Batched SVD, singular values <= PINV_RCOND x the largest dropped (`design_pinv`)."""
+    w_private, w_public, w_pools = fit.weights
+    blocks = [(w_private, data.private[k], private, None), (w_public, data.public, public, None)]
+    start = 0
+    for w, x in zip(w_pools, features):
+        stop = start + x.shape[0]
+        blocks.append((w, x, pooled[start:stop], keep[start:stop]))
+        start = stop
+    used = [(math.sqrt(w), x, y, m) for w, x, y, m in blocks if w > 0 and x.shape[0] > 0]
+    D = np.vstack([r * x for r, x, _, _ in used])
+    y = np.vstack([r * yb for r, _, yb, _ in used])
+    mask = np.vstack([np.ones(yb.shape, bool) if m is None else m for _, _, yb, m in used])
+    out = np.empty((data.d, y.shape[1]))
+    for a in range(0, y.shape[1], REFIT_BATCH):
+        cols = slice(a, a + REFIT_BATCH)
+        Dm = D[None] * mask[:, cols].T[:, :, None]  # (batch, rows, d)
+        u, s, vt = np.linalg.svd(Dm, full_matrices=False)
+        with np.errstate(divide="ignore"):
+            inv = np.where(s > PINV_RCOND * s[:, :1], 1.0 / s, 0.0)
+        coef = np.einsum("brs,rb->bs", u, (y[:, cols] * mask[:, cols])) * inv
+        out[:, cols] = np.einsum("bsd,bs->db", vt, coef)
+    return out
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -333,6 +418,7 @@ def simulate(
     *,
     graph=None,
     fresh_real: bool = False,
+    pool_filter: PoolFilter | None = None,
 ) -> SimulationResult:
     """Monte Carlo estimates of the mean, variance and MSE of every thetahat_tk.
 
@@ -361,6 +447,9 @@ def simulate(
         The interaction matrix W (`crossgen.theory.graphs`); default the complete graph.
     fresh_real : bool, default False
         Redraw the private and public responses at every generation.
+    pool_filter : PoolFilter, optional
+        Keep only the synthetic rows whose deviation is within the threshold (module
+        docstring); the result's ``kept`` then holds the fraction of each pool kept.
 
     Returns
     -------
@@ -378,6 +467,8 @@ def simulate(
         chunk = check_int("chunk", chunk, 1)
     if progress is not None and not callable(progress):
         raise InputError("progress", progress, "a callable(done, total) or None")
+    if pool_filter is not None and not isinstance(pool_filter, PoolFilter):
+        raise InputError("pool_filter", pool_filter, "a PoolFilter(kind, threshold) or None")
     data = _Data.of(system)
     alpha_w = weight_schedule("alpha", alpha, T, data.K)
     beta_w = weight_schedule("beta", beta, T, data.K)
@@ -390,6 +481,7 @@ def simulate(
     per_chunk = _blocks_per_chunk(data, schedule, chunk, n_blocks)
     n_chunks = -(-n_blocks // per_chunk)
     stats = _Moments((T + 1, data.K, data.d + 1))  # error coordinates, then squared norm
+    kept = _Moments((T + 1, data.K)) if pool_filter is not None else None
     estimates = np.empty((R, T + 1, data.K, data.d)) if keep_estimates else None
 
     with _single_threaded_blas():
@@ -397,7 +489,9 @@ def simulate(
             first = c * per_chunk * BLOCK
             valid = min(R, first + per_chunk * BLOCK) - first
             chunk_streams = streams[c * per_chunk : (c + 1) * per_chunk]
-            for t, theta_t in enumerate(_run_chunk(data, plan, schedule, chunk_streams, fresh)):
+            for t, (theta_t, kept_t) in enumerate(_run_chunk(data, plan, schedule, chunk_streams, fresh, pool_filter)):
+                if kept is not None and kept_t is not None:
+                    kept.add(t, kept_t, valid)
                 err = theta_t - data.theta[None, :, None]
                 norm2 = (err**2).sum(axis=1, keepdims=True)
                 stats.add(t, np.concatenate([err, norm2], axis=1), valid)
@@ -405,7 +499,12 @@ def simulate(
                     estimates[first : first + valid, t] = np.moveaxis(theta_t[..., :valid], -1, 0)
                 if progress is not None:
                     progress(c * (T + 1) + t + 1, n_chunks * (T + 1))
-    return _result(stats, data.theta, R, seed, estimates)
+    result = _result(stats, data.theta, R, seed, estimates)
+    if kept is None:
+        return result
+    with np.errstate(invalid="ignore"):  # generation 0 has no pools: NaN
+        fraction = np.where(kept.n[:, None] > 0, kept.mean, np.nan)
+    return dataclasses.replace(result, kept=fraction, kept_stderr=np.sqrt(kept.variance() / R))
 
 
 def _single_threaded_blas():
@@ -433,12 +532,14 @@ def _blocks_per_chunk(data: _Data, schedule, chunk: int | None, n_blocks: int) -
     return int(min(n_blocks, max(1, -(-chunk // BLOCK))))
 
 
-def _run_chunk(data: _Data, plan, schedule, streams, fresh_real: bool = False):
-    """Yield thetahat_t as a (K, d, cols) array for t = 0..T, for one chunk of replicates.
+def _run_chunk(data: _Data, plan, schedule, streams, fresh_real: bool = False, pool_filter=None):
+    """Yield (thetahat_t as a (K, d, cols) array, fraction of each pool kept (K, cols) or
+    None) for t = 0..T, for one chunk of replicates.
 
     The real-data part of a fit is computed once per distinct fit and reused across the
     generations that share it (constant weights: every generation t >= 1); with fresh real
-    data it is recomputed from the new responses every generation.
+    data it is recomputed from the new responses every generation. With a pool filter, the
+    replicates where it dropped rows an entity reads are refit (`_refit`).
     """
     private, public = _initial_responses(data, streams)
     cols = public.shape[1]
@@ -451,16 +552,30 @@ def _run_chunk(data: _Data, plan, schedule, streams, fresh_real: bool = False):
         return real_part[id(fit)]
 
     theta = np.stack([real(k, fit) for k, fit in enumerate(plan[0])])
-    yield theta
+    yield theta, None
     for t in range(1, len(plan)):
         if fresh_real:
             private, public = _initial_responses(data, streams)
             real_part.clear()
-        pooled = _synthetic_responses(data, schedule[t - 1], theta, streams)
+        features = schedule[t - 1]
+        pooled, model_mean = _synthetic_responses(data, features, theta, streams)
         theta = np.stack(
             [real(k, fit) + _apply([(fit.synthetic, pooled)], data.d, cols) for k, fit in enumerate(plan[t])]
         )
-        yield theta
+        if pool_filter is None:
+            yield theta, None
+            continue
+        truth = np.concatenate([x @ data.theta for x in features])[:, None]
+        keep = pool_filter.keep(pooled, model_mean, truth)
+        bounds = np.cumsum([0] + [x.shape[0] for x in features])
+        pools = [keep[a:b] for a, b in itertools.pairwise(bounds)]
+        for k, fit in enumerate(plan[t]):
+            read = [p for p, w in zip(pools, fit.weights[2]) if w > 0]
+            dropped = np.flatnonzero(~np.all(np.vstack(read), axis=0)) if read else np.zeros(0, int)
+            if dropped.size:  # only those replicates' columns are refit
+                columns = (private[k], public, pooled, keep)
+                theta[k][:, dropped] = _refit(data, fit, k, features, *(y[:, dropped] for y in columns))
+        yield theta, np.stack([p.mean(axis=0) for p in pools])
 
 
 def _result(stats: _Moments, theta: np.ndarray, R: int, seed: int, estimates) -> SimulationResult:

@@ -7,10 +7,13 @@ entity then trains on n examples of the mixture of D~k, D*, D_t1..D_tK (see mixt
 entity k reading pool j with weight alpha W[k, j] (`graph`: the paper's complete graph,
 W = 1/K, by default). With `fresh_real`, D~k and D* are new examples every generation
 (disjoint chunks of each dataset, cut by `prepare`). After each generation every model is
-scored on every task's test split and completes the first prompts of every dataset for the
-embedding metrics. Every random choice is seeded from (run seed, generation, entity,
-purpose), and every step's output is a file, so a resumed run reproduces an uninterrupted
-one.
+scored on every task's test split (loss and bits per byte) and completes the first prompts of
+every dataset for the embedding metrics. Entities may have their own model, training and
+sampling (each loaded and saved through its own backend, `entities.py`) and may sit out
+generations (`entities[i].generations`): then their model carries over and their pool is
+absent, and readers renormalise over the pools that exist (`Workflow._pool_row`). Every
+random choice is seeded from (run seed, generation, entity, purpose), and every step's output
+is a file, so a resumed run reproduces an uninterrupted one.
 
 Metrics that need a loaded model (task accuracy, reference perplexity) are injected, since
 the loop sits below the metrics: `model_metrics(ModelEvaluation)` is called for every model
@@ -33,11 +36,13 @@ from typing import Any, Literal, Optional, Protocol
 import numpy as np
 import pandas as pd
 
+from crossgen.backends.base import score_of
 from crossgen.config import RunConfig, TaskConfig
 from crossgen.data import Example, ExperimentData, FreshReal, derive_seed, fresh_chunks, synthetic_source
 from crossgen.errors import InputError
 from crossgen.io import read_jsonl, write_json, write_jsonl, write_table
 from crossgen.mixture import choose_examples, get_paradigm, mixture
+from crossgen.workflow.entities import entity_backends, initial_models, owners
 from crossgen.workflow.filters import PoolContext, apply_filters, counts_path
 from crossgen.workflow.progress import NullProgress, Progress
 from crossgen.workflow.store import RunStore
@@ -46,6 +51,9 @@ from crossgen.workflow.store import RunStore
 TRAIN, MIX, POOL, COMPLETE, INIT, FRESH = range(6)
 POOL_COUNTS = "pool_counts"  # gen_NNN/pool_counts.csv -> DIR/pool_counts.csv
 POOL_COUNT_COLUMNS = ["generation", "entity", "pool", "generated", "kept"]
+# losses.csv; bits_per_byte (appended last, so older run directories still read) is NaN for
+# a backend without text (the linear one)
+LOSS_COLUMNS = ["generation", "model", "task", "loss", "bits_per_byte"]
 
 
 def interaction_of(cfg: RunConfig) -> Optional[np.ndarray]:
@@ -154,7 +162,8 @@ class ModelEvaluation:
     """One model of generation t as the evaluation phase hands it to `model_metrics`.
 
     `model` loads entity k's generation-t model on first use (or returns the one the loop
-    already loaded), so a callback that finds its files written costs nothing."""
+    already loaded), so a callback that finds its files written costs nothing. `backend` is
+    entity k's own backend (the run's unless `entities[k].model` sets another model)."""
 
     cfg: RunConfig
     store: RunStore
@@ -210,10 +219,16 @@ class Workflow:
         evaluate_hook: Optional[Callable[[RunStore, int], object]] = None,  # return value ignored
         model_metrics: Optional[ModelMetrics] = None,
         executor: Optional[EntityExecutor] = None,
+        backends: Optional[list[Any]] = None,
     ):
         self.cfg = cfg
         self.data = data
-        self.backend = backend
+        self.backend = backend  # the run's `model`
+        # entity k's own backend (entities.k.model; the run's when it has none)
+        self.backends = backends if backends is not None else entity_backends(cfg, backend)
+        self.owners = owners(cfg)  # whose initial folder each entity starts from
+        self.sampling = [cfg.generation_for(k) for k in range(cfg.K)]
+        self.part = [[cfg.participates(k, t) for t in range(cfg.generations + 1)] for k in range(cfg.K)]
         self.store = store
         self.progress = progress or NullProgress()
         self.evaluate_hook = evaluate_hook
@@ -232,13 +247,17 @@ class Workflow:
             prepare(cfg, data, backend)
 
     # -- the whole run ---------------------------------------------------------------
-    def run(self, initial_model=None) -> RunStore:
-        if not self.store.initial_dir.exists():
-            model = initial_model or self.backend.initial_model(
-                self.real_texts(self.data), derive_seed(self.cfg.seed, INIT)
-            )
-            model.save(self.store.initial_dir)
-            del model  # every phase loads what it needs: no extra copy held for the run (GPU memory)
+    def run(self, initial: Optional[dict[Optional[str], Any]] = None) -> RunStore:
+        """Run every generation not yet complete; `initial`: starting models built already (by
+        owner, `entities.initial_models`), written if their folder is missing."""
+        needed = [o for o in dict.fromkeys(self.owners) if not self.store.initial_dir_of(o).exists()]
+        models = dict(initial or {})
+        if absent := [o for o in needed if o not in models]:
+            seed = derive_seed(self.cfg.seed, INIT)
+            models.update(initial_models(self.cfg, self.backends, self.real_texts(self.data), seed, absent))
+        for owner in needed:
+            models[owner].save(self.store.initial_dir_of(owner))
+        del models, initial  # every phase loads what it needs: no extra copy held for the run (GPU memory)
         kill_point("initial")
         self.store.refresh_tables()  # repairs tables of a run killed between a mark and a refresh
         self.store.refresh_tables([POOL_COUNTS])
@@ -264,6 +283,13 @@ class Workflow:
         self.progress.finish()
         return self.store
 
+    def _kept(self, t: int) -> set[int]:
+        """Generations whose checkpoints `checkpoints: needed | latest` keeps once t is complete:
+        t and later (resume), and generation 0 for 'needed' (a generation-0 reference model,
+        and runs that copy generation 0)."""
+        later = set(range(t, self.cfg.generations + 1))
+        return later | {0} if self.cfg.checkpoints == "needed" else later
+
     def _finish_pending(self) -> None:
         if self._pending is not None:
             pending, self._pending = self._pending, None
@@ -274,11 +300,11 @@ class Workflow:
         future = self._hook_futures.pop(t, None)
         if future is not None:
             future.result()  # re-raises the hook's error
-        self.store.mark_complete(t, time.perf_counter() - started, self._pool_counts(t))
+        self.store.mark_complete(t, time.perf_counter() - started, {**self._pool_counts(t), **self._updates(t)})
         self.store.refresh_tables()
         self.store.refresh_tables([POOL_COUNTS])
-        if self.cfg.checkpoints == "needed":  # generation t + 1's models may exist already
-            self.store.prune_models(keep={0} | set(range(t, self.cfg.generations + 1)))
+        if self.cfg.checkpoints != "all":  # generation t + 1's models may exist already
+            self.store.prune_models(keep=self._kept(t))
         kill_point(f"gen{t}.complete")
         self.progress.generation_done(t)
 
@@ -313,7 +339,11 @@ class Workflow:
             kill_point(f"gen{t}.pool.{name}")
             return None
         if task.phase == "train":
-            self._train(t, k, self._pools(t) if t >= 1 and self._pool_needed(t) else [])
+            if self.part[k][t]:
+                self._train(t, k, self._pools(t) if t >= 1 and self._pool_needed(t) else [])
+            else:  # sits out: its model of t - 1 is its model of t
+                write_json(self.store.updates_path(t, name), {"steps": 0, "carried_over_from": t - 1})
+                self.store.carry_over(t, name)
             kill_point(f"gen{t}.train.{name}")
             return None
         return self._evaluate_entity(t, k, need_losses=task.arg)
@@ -339,8 +369,8 @@ class Workflow:
         examples = self._pool_examples(t, j)
         index = list(range(len(examples))) if entries is None else entries
         chosen = [examples[i].prompt for i in index]
-        model = self.backend.load(self.store.model_dir(t - 1, name))
-        completions = model.generate(chosen, self.cfg.generation, seed=derive_seed(self.cfg.seed, t, j, POOL, 1))
+        model = self.backends[j].load(self.store.model_dir(t - 1, name))
+        completions = model.generate(chosen, self.sampling[j], seed=derive_seed(self.cfg.seed, t, j, POOL, 1))
         source = synthetic_source(name, t - 1)
         rows = [{"prompt": p, "answer": c, "source": source} for p, c in zip(chosen, completions)]
         filters = self.filters[j]
@@ -370,9 +400,12 @@ class Workflow:
         )
 
     def _slots(self, t: int) -> list[list[Example]]:
-        """Pools of placeholders (answer None), one per entry, for drawing before completing."""
+        """Pools of placeholders (answer None), one per entry, for drawing before completing
+        (none for an entity that sits out generation t: it writes no pool)."""
         return [
             [Example(p, None, f"slot:{j}:{i}") for i, p in enumerate(self._pool_prompts(t, j))]
+            if self.part[j][t]
+            else []
             for j in range(len(self.names))
         ]
 
@@ -380,7 +413,7 @@ class Workflow:
         """For each pool j, the sorted entries that some entity's update at generation t draws."""
         slots = self._slots(t)
         drawn: list[set[int]] = [set() for _ in self.names]
-        for k in range(len(self.names)):
+        for k in (k for k in range(len(self.names)) if self.part[k][t]):
             for example in self._training_set(t, k, slots)[0]:
                 if example.source.startswith("slot:"):
                     _, j, i = example.source.split(":")
@@ -421,21 +454,45 @@ class Workflow:
         if rows:
             write_table(self.store.gen_dir(t) / f"{POOL_COUNTS}.csv", pd.DataFrame(rows, columns=POOL_COUNT_COLUMNS))
 
+    def _updates(self, t: int) -> dict:
+        """What each entity's update of generation t did (gen_NNN/updates/<entity>.json), for
+        the manifest."""
+        found = {name: path for name in self.names if (path := self.store.updates_path(t, name)).exists()}
+        return {"updates": {name: json.loads(path.read_text()) for name, path in found.items()}} if found else {}
+
     def _reads(self, k: int, j: int) -> bool:
         """Whether entity k's synthetic share goes partly to pool j (W[k, j] > 0)."""
         return self.W is None or self.W[k, j] > 0
 
     def _pool_needed(self, t: int, j: Optional[int] = None) -> bool:
         """Whether any entity trains on D_tj (any pool of D_t when j is None), now or later
-        when pools accumulate: some entity with alpha > 0 reads it."""
+        when pools accumulate: its writer takes part in generation t, and some entity with
+        alpha > 0 that takes part then reads it."""
         last = self.cfg.generations if self.paradigm.pool_history else t
         pools = range(self.cfg.K) if j is None else [j]
         return any(
-            self._alpha[s, k] > 0 and self._reads(k, i)
+            self._alpha[s, k] > 0 and self._reads(k, i) and self.part[k][s] and self.part[i][t]
             for k in range(self.cfg.K)
             for s in range(t, last + 1)
             for i in pools
         )
+
+    def _pool_row(self, t: int, k: int) -> tuple[float, Optional[Sequence[float]]]:
+        """Entity k's alpha and row of W at generation t over the pools that exist. A pool
+        exists when its writer takes part in t (in some generation 1..t when pools
+        accumulate); the row is renormalised over those, so the synthetic share stays alpha.
+        When no pool it reads exists, alpha is 0: the update is on real data only (beta and
+        1 - beta). Every pool existing (always, without a schedule): alpha and W as given."""
+        alpha = self.cfg.weights("alpha", k)[t]
+        row = None if self.W is None else self.W[k]
+        first = 1 if self.paradigm.pool_history else t
+        exists = np.array([any(self.part[j][first : t + 1]) for j in range(self.cfg.K)])
+        if t == 0 or exists.all():
+            return alpha, row
+        weights = np.where(exists, np.full(self.cfg.K, 1.0 / self.cfg.K) if row is None else row, 0.0)
+        if weights.sum() == 0:
+            return 0.0, None
+        return alpha, (weights / weights.sum()).tolist()
 
     def _pools(self, t: int) -> list[list[Example]]:
         """Each entity's pool as seen at generation t (all earlier pools for 'accumulate'). A
@@ -467,9 +524,8 @@ class Workflow:
 
         Pools weigh alpha W[k, j]; a pool its filters emptied weighs nothing (the paradigm
         renormalises over the rest)."""
-        alpha = self.cfg.weights("alpha", k)[t]
+        alpha, row = self._pool_row(t, k)
         beta = self.cfg.weights("beta", k)[t]
-        row = None if self.W is None else self.W[k]
         private, public = self.data.private_train(k, t), self.data.public_train(t)
         components = mixture(alpha, beta, private, public, pools, self.names, row)
         if any(self.filters):
@@ -483,16 +539,16 @@ class Workflow:
                     "reads, and it trains on synthetic data only (alpha = 1)"
                 )
         rng = np.random.default_rng(derive_seed(self.cfg.seed, t, k, MIX))
-        return self.paradigm.training_set(components, self._draw_size(t), rng)
+        return self.paradigm.training_set(components, self._draw_size(t, k), rng)
 
-    def _draw_size(self, t: int) -> int:
+    def _draw_size(self, t: int, k: int) -> int:
         """mixing.n, or in a lean run of an optimizer-loop backend only the examples the
         optimizer sees: any part of an i.i.d. draw is an i.i.d. draw, so training on the
         first steps x batch x accumulation of n draws equals, in distribution, drawing that
         many (the paper draws 12,500 and sees 400)."""
         n = self.cfg.mixing.n
-        if self.cfg.generation.lean and getattr(self.backend, "STEPPED", False):
-            tcfg = self.cfg.training_for(t)
+        if self.cfg.generation.lean and getattr(self.backends[k], "STEPPED", False):
+            tcfg = self.cfg.training_for(t, k)
             return min(n, tcfg.max_steps * tcfg.per_device_train_batch_size * tcfg.gradient_accumulation_steps)
         return n
 
@@ -502,21 +558,29 @@ class Workflow:
         if any(e.answer is None for e in examples):  # a lean pool's draw changed between planning and training
             raise RuntimeError(f"generation {t}, entity {name}: drew a pool entry that was not completed")
         start = (
-            self.store.initial_dir
-            if t == 0 or self.cfg.model.restart_each_generation
+            self.store.initial_dir_of(self.owners[k])
+            if t == 0 or self.cfg.model_for(k).restart_each_generation
             else self.store.model_dir(t - 1, name)
         )
-        model = self.backend.load(start)
-        tcfg = self.cfg.training_for(t)
+        model = self.backends[k].load(start)
+        tcfg = self.cfg.training_for(t, k)
         self.progress.train_start(t, name, tcfg.max_steps)
-        model.train(
+        stats = model.train(
             examples,
             tcfg,
             seed=derive_seed(self.cfg.seed, t, k, TRAIN),
             weights=weights,
             progress=self.progress.train_step,
         )
+        # before the checkpoint: a checkpoint on disk means its record exists too
+        record = {"steps": stats.steps, "tokens": stats.tokens, "final_loss": stats.final_loss}
+        write_json(self.store.updates_path(t, name), {**record, "seconds": round(stats.seconds, 3)})
         model.save(self.store.model_dir(t, name))
+        del model
+        # the entity's previous checkpoint, once nothing can need it: its generation is complete
+        # (with a parallel executor t - 1 is marked complete later and pruned then, `_finish`)
+        if self.cfg.checkpoints != "all" and t >= 1 and t - 1 not in self._kept(t) and self.store.is_complete(t - 1):
+            self.store.prune_model(t - 1, name)
 
     def _evaluate(self, t: int) -> None:
         """losses.csv (every model on every task), completions for the embeddings, and the
@@ -526,7 +590,7 @@ class Workflow:
         results = self._run([EntityTask("evaluate", t, k, need_losses) for k in range(len(self.names))])
         if need_losses:
             rows = [row for entity_rows in results for row in entity_rows]
-            write_table(self.store.losses_path(t), pd.DataFrame(rows, columns=["generation", "model", "task", "loss"]))
+            write_table(self.store.losses_path(t), pd.DataFrame(rows, columns=LOSS_COLUMNS))
         kill_point(f"gen{t}.losses")
         if self.evaluate_hook is None:
             return
@@ -549,14 +613,14 @@ class Workflow:
             self._model_metrics(t, k, None)
             return []
         self.progress.phase(f"gen {t}: evaluating {name}")
-        model = self.backend.load(self.store.model_dir(t, name))
+        model = self.backends[k].load(self.store.model_dir(t, name))
         rows = []
         if need_losses:
             for task in self.data.tasks:
                 test = task.test[: ev.test_size] if ev.test_size else task.test
-                rows.append(
-                    {"generation": t, "model": name, "task": task.name, "loss": model.score(test, ev.batch_size)}
-                )
+                score = score_of(model, test, ev.batch_size)
+                row = {"generation": t, "model": name, "task": task.name, "loss": score.loss}
+                rows.append({**row, "bits_per_byte": score.bits_per_byte})
         if need_completions:
             self._completions(t, k, model)
         self._model_metrics(t, k, model)
@@ -567,8 +631,9 @@ class Workflow:
         if self.model_metrics is None:
             return
         name = self.names[k]
-        load = lambda: self.backend.load(self.store.model_dir(t, name))
-        self.model_metrics(ModelEvaluation(self.cfg, self.store, self.data, self.backend, t, k, name, load, model))
+        backend = self.backends[k]
+        load = lambda: backend.load(self.store.model_dir(t, name))
+        self.model_metrics(ModelEvaluation(self.cfg, self.store, self.data, backend, t, k, name, load, model))
         kill_point(f"gen{t}.metrics.{name}")
 
     def _completions(self, t: int, k: int, model) -> None:
@@ -579,7 +644,7 @@ class Workflow:
             prompts = [e.prompt for e in examples]
             outputs = model.generate(
                 prompts,
-                self.cfg.generation,
+                self.sampling[k],
                 seed=derive_seed(self.cfg.seed, t, k, COMPLETE, i),
                 max_new_tokens=ev.embedding_max_new_tokens,
             )

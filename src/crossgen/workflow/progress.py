@@ -13,6 +13,9 @@ from rich.progress import Progress as RichBar
 class Progress:
     """What the loop reports; the base class ignores everything."""
 
+    def notice(self, text: str) -> None:
+        """A line worth knowing before the run starts (e.g. its disk estimate)."""
+
     def start_run(self, generations: int, entities: Sequence[str]) -> None: ...
     def generation_start(self, t: int) -> None: ...
     def generation_done(self, t: int, skipped: bool = False) -> None: ...
@@ -47,6 +50,9 @@ class RichProgress(Progress):
     def _task(task: Optional[TaskID]) -> TaskID:
         assert task is not None, "start_run() adds the progress tasks"
         return task
+
+    def notice(self, text: str) -> None:
+        self.note = f"{self.note}\n{text}" if self.note else text
 
     def start_run(self, generations: int, entities: Sequence[str]) -> None:
         if self.note:

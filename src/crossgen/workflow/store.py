@@ -5,8 +5,10 @@ Layout (the run-directory contract of docs/DESIGN.md):
     DIR/config.yaml                 the fully resolved config
     DIR/manifest.json               versions, seeds, status of each generation
     DIR/initial/                    the shared starting model
+    DIR/initial_<entity>/           the starting model of an entity with its own model
     DIR/gen_003/models/<entity>/    checkpoint of entity's generation-3 model (safetensors)
     DIR/gen_003/pool/<entity>.jsonl D_3: completions by entity's generation-2 model
+    DIR/gen_003/updates/<entity>.json  what entity's generation-3 update did (steps, tokens, ...)
     DIR/gen_003/losses.csv          every generation-3 model on every task
     DIR/gen_003/completions/<entity>.jsonl  completions of the first prompts (embeddings)
     DIR/gen_003/metrics/<family>.csv       one metric family's tidy rows (metrics.table)
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import platform
 import shutil
 import time
@@ -114,6 +117,11 @@ class RunStore:
     def initial_dir(self) -> Path:
         return self.root / "initial"
 
+    def initial_dir_of(self, entity: Optional[str]) -> Path:
+        """The starting model of an entity with its own model (`entities[i].model`); None: the
+        run's shared `initial/`."""
+        return self.initial_dir if entity is None else self.root / f"initial_{entity}"
+
     def gen_dir(self, generation: int) -> Path:
         return self.root / f"gen_{generation:03d}"
 
@@ -126,6 +134,22 @@ class RunStore:
         for folder in sorted(self.root.glob("gen_*/models")):
             if int(folder.parent.name.removeprefix("gen_")) not in keep:
                 shutil.rmtree(folder, ignore_errors=True)
+
+    def prune_model(self, generation: int, entity: str) -> None:
+        """Delete one entity's checkpoint of one generation (idempotent)."""
+        shutil.rmtree(self.model_dir(generation, entity), ignore_errors=True)
+
+    def carry_over(self, generation: int, entity: str) -> None:
+        """Entity's generation-1 checkpoint as its generation checkpoint, for a generation it
+        sits out: hard links to the same files (no weights copied; checkpoint files are only
+        ever replaced, never changed in place, and a link outlives the pruning of the older
+        folder), a copy where the file system cannot link. Atomic like every checkpoint."""
+        source = self.model_dir(generation - 1, entity)
+        with atomic_path(self.model_dir(generation, entity)) as tmp:
+            shutil.copytree(source, tmp, copy_function=link_or_copy)
+
+    def updates_path(self, generation: int, entity: str) -> Path:
+        return self.gen_dir(generation) / "updates" / f"{entity}.json"
 
     def pool_path(self, generation: int, entity: str) -> Path:
         return self.gen_dir(generation) / "pool" / f"{entity}.jsonl"
@@ -187,13 +211,29 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
+def link_or_copy(src: str, dst: str) -> None:
+    """A hard link to `src` at `dst`, a copy where the file system cannot link (another
+    device, no link support). Safe for every file of a run directory: files are only ever
+    replaced (written to a temporary and renamed over the name), never changed in place, so
+    a write under one name never reaches the other, and a link outlives the deletion of the
+    other name."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
 def copy_generation0(source: RunStore, target: RunStore) -> None:
-    """Reuse another run's initial model and generation 0 (it does not depend on alpha)."""
-    for name in ("initial", "gen_000"):
-        src = source.root / name
-        if src.exists():
-            with atomic_path(target.root / name) as tmp:
-                shutil.copytree(src, tmp)
-    seconds = source.manifest()["generations"]["0"].get("seconds", 0.0)
-    target.mark_complete(0, seconds)
+    """Reuse another run's starting models and generation 0, whose settings are equal
+    (`RunConfig.generation0_key`): their files hard-linked (`link_or_copy`: the
+    checkpoints take no more disk), generation 0 marked complete with the source's record."""
+    for src in [*sorted(source.root.glob("initial*")), source.gen_dir(0)]:
+        if src.is_dir():
+            with atomic_path(target.root / src.name) as tmp:
+                shutil.copytree(src, tmp, copy_function=link_or_copy)
+    record = dict(source.manifest()["generations"]["0"])
+    seconds = record.pop("seconds", 0.0)
+    record.pop("status", None)
+    record.pop("finished", None)
+    target.mark_complete(0, seconds, record)  # with its updates (steps, tokens, final loss)
     target.refresh_tables()

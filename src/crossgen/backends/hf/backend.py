@@ -72,13 +72,23 @@ class HFBackend:
         if threads:
             torch.set_num_threads(int(threads))
 
+    @property
+    def _model_options(self) -> dict:
+        """What every HFModel of this backend is built with."""
+        return {"checkpoint_dtype": self.cfg.checkpoint_dtype}
+
     @classmethod
     def from_config(cls, cfg: RunConfig) -> tuple[ExperimentData, HFBackend]:
         """The configured tasks (`crossgen.tasks.load_experiment_data`) and a backend on
         ``cfg.device`` with ``resources.threads`` threads (None: as the process has them —
         torch's default, the machine's cores, or what a parallel worker was given)."""
         data = load_experiment_data(cfg)
-        return data, cls(cfg.model, device=cfg.device, threads=cfg.resources.threads)
+        return data, cls.for_model(cfg, cfg.model)
+
+    @classmethod
+    def for_model(cls, cfg: RunConfig, model_cfg: ModelConfig) -> HFBackend:
+        """A backend for one entity's model (`RunConfig.model_for`) on the run's device."""
+        return cls(model_cfg, device=cfg.device, threads=cfg.resources.threads)
 
     # -- Backend --------------------------------------------------------------------
     def initial_model(self, real_texts: Sequence[str], seed: int) -> HFModel:
@@ -93,7 +103,9 @@ class HFBackend:
             from crossgen.backends.hf.lora import add_adapter
             from crossgen.backends.hf.model import HFModel
 
-            model = HFModel(add_adapter(model.model, self.cfg.lora, seed), model.tokenizer, self.device)
+            model = HFModel(
+                add_adapter(model.model, self.cfg.lora, seed), model.tokenizer, self.device, **self._model_options
+            )
         return model
 
     def load(self, directory: Path) -> HFModel:
@@ -101,9 +113,12 @@ class HFBackend:
         or a LoRA adapter folder, rebuilt on the base folder it names (lora.py). What was
         saved decides, not ``model.lora``."""
         from crossgen.backends.hf import lora
+        from crossgen.backends.hf.reference import read_reference
 
         directory = Path(directory)
         allowed = "a folder written by HFModel.save"
+        if (ref := read_reference(directory)) is not None:
+            return self._referenced(directory, ref)
         if lora.is_adapter_folder(directory):
             base = lora.base_folder(directory)
             if base is None:
@@ -125,7 +140,7 @@ class HFBackend:
 
         _require_peft()
         model, tokenizer = self._load_parts(str(base), field="model directory", allowed=allowed)
-        return HFModel(load_adapter(model, adapter), tokenizer, self.device, base_dir=base)
+        return HFModel(load_adapter(model, adapter), tokenizer, self.device, base_dir=base, **self._model_options)
 
     # -- construction ---------------------------------------------------------------
     def _scratch(self, real_texts: Sequence[str], seed: int) -> HFModel:
@@ -148,6 +163,9 @@ class HFBackend:
             n_embd=arch.n_embd,
             n_positions=arch.n_positions,
             vocab_size=len(tokenizer),
+            resid_pdrop=arch.dropout,
+            embd_pdrop=arch.dropout,
+            attn_pdrop=arch.dropout,
             bos_token_id=tokenizer.eos_token_id,
             eos_token_id=tokenizer.eos_token_id,
             pad_token_id=tokenizer.pad_token_id,
@@ -158,7 +176,7 @@ class HFBackend:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
         model.generation_config.eos_token_id = tokenizer.eos_token_id
         model.generation_config.bos_token_id = tokenizer.eos_token_id
-        return HFModel(model, tokenizer, self.device)
+        return HFModel(model, tokenizer, self.device, **self._model_options)
 
     def _pretrained(self, name: str, seed: int) -> HFModel:
         import torch
@@ -168,13 +186,31 @@ class HFBackend:
             raise InputError(NAME_FIELD, name, NAME_ALLOWED)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)  # any newly initialised head is seeded
-            return self._from_pretrained(str(path) if path.exists() else name, NAME_FIELD, NAME_ALLOWED)
+            model = self._from_pretrained(str(path) if path.exists() else name, NAME_FIELD, NAME_ALLOWED)
+        model.pretrained = (name, seed)
+        return model
+
+    def _referenced(self, directory: Path, ref: dict) -> HFModel:
+        """The pretrained model a run's initial folder refers to (reference.py), refused when its
+        files changed since the run started."""
+        from crossgen.backends.hf.reference import fingerprint
+
+        model = self._pretrained(ref["name_or_path"], ref["seed"])
+        now = fingerprint(ref["name_or_path"], model.model)
+        if now != ref["fingerprint"]:
+            raise InputError(
+                "model directory",
+                str(directory),
+                f"a reference to {ref['name_or_path']} as it was when the run started (its files changed: "
+                f"{ref['fingerprint']} then, {now} now)",
+            )
+        return model
 
     def _from_pretrained(self, name: str, field: str, allowed: str) -> HFModel:
         from crossgen.backends.hf.model import HFModel
 
         model, tokenizer = self._load_parts(name, field, allowed)
-        return HFModel(model, tokenizer, self.device)
+        return HFModel(model, tokenizer, self.device, **self._model_options)
 
     def _load_parts(self, name: str, field: str, allowed: str) -> tuple[Any, Any]:
         """(model, tokenizer) of a folder or hub id, the tokenizer left-padding with a pad token."""

@@ -7,7 +7,8 @@ Tokenisation is the same everywhere: an example is ``prompt_ids + answer_ids`` w
 prompt tokenised with the tokenizer's special tokens (e.g. Llama's BOS) and the answer
 without, so the prompt/answer boundary is exact and matches what `generate` continues
 from. Training appends EOS (the model learns to stop); scoring does not (only the
-answer's own tokens are targets). An empty prompt becomes [BOS or EOS] so that the first
+answer's own tokens are targets), and its bits per byte divide by the UTF-8 bytes of the
+answer text (`score_totals`). An empty prompt becomes [BOS or EOS] so that the first
 answer token has a context.
 
 Length limits: training sequences are cut (at the end) to min(max_seq_length, context);
@@ -20,15 +21,17 @@ Training goes through transformers' Trainer (train.py).
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Optional
 
 import torch
 
-from crossgen.backends.base import ProgressFn, TrainStats
+from crossgen.backends.base import ProgressFn, Score, TrainStats
 from crossgen.backends.hf.logging import quiet_transformers
 from crossgen.data import Example
 from crossgen.errors import InputError
@@ -47,6 +50,27 @@ def _context_length(model) -> int:
     return _DEFAULT_CONTEXT
 
 
+def _bytes(dtype: torch.dtype) -> int:
+    return torch.empty((), dtype=dtype).element_size()
+
+
+@contextmanager
+def _cast(model, dtype: Optional[torch.dtype]):
+    """The model's floating-point weights in `dtype` for the block, then back in their own dtype.
+    Casting back leaves exactly the saved values in memory, as a reload would give them: a run
+    that goes on in this process and one resumed from the checkpoint continue from the same
+    weights."""
+    original = next(model.parameters()).dtype
+    if dtype is None or dtype == original:
+        yield
+        return
+    model.to(dtype)
+    try:
+        yield
+    finally:
+        model.to(original)
+
+
 def _pad_id(tokenizer) -> int:
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
@@ -60,12 +84,17 @@ class HFModel:
     loaded from; None for a model that was never saved, whose first save writes the base).
     """
 
-    def __init__(self, model, tokenizer, device: str, base_dir: Optional[Path] = None):
+    def __init__(self, model, tokenizer, device: str, base_dir: Optional[Path] = None, checkpoint_dtype: str = "auto"):
         from crossgen.backends.hf.lora import is_peft_model
 
         self.model = model
         self.tokenizer = tokenizer
         self.device = device
+        self.checkpoint_dtype = checkpoint_dtype  # ModelConfig.checkpoint_dtype
+        self.trained_bf16 = False  # whether the last update ran in bf16 mixed precision
+        # (name_or_path, seed) of a pretrained model not trained since it was loaded: saved as a
+        # reference to it, not a copy (reference.py)
+        self.pretrained: Optional[tuple[str, int]] = None
         self.lora = is_peft_model(model)
         self.base_dir = Path(base_dir) if base_dir is not None else None
         self.model.to(device)
@@ -107,7 +136,7 @@ class HFModel:
         weights: Optional[Sequence[float]] = None,
         progress: Optional[ProgressFn] = None,
     ) -> TrainStats:
-        from crossgen.backends.hf.train import run_training
+        from crossgen.backends.hf.train import bf16_training, run_training
 
         start = time.perf_counter()
         if not examples:
@@ -125,6 +154,8 @@ class HFModel:
             else [{"input_ids": x, "weight": float(w)} for x, w in zip(ids, weights)]
         )
         steps, tokens, loss = run_training(self.model, rows, _pad_id(self.tokenizer), cfg, seed, self.device, progress)
+        self.trained_bf16 = bf16_training(cfg, self.device)
+        self.pretrained = None
         return TrainStats(steps=steps, tokens=tokens, seconds=time.perf_counter() - start, final_loss=loss)
 
     @torch.no_grad()
@@ -177,17 +208,39 @@ class HFModel:
         total, count = self.score_sums(examples, batch_size)
         return total / count if count else float("nan")
 
-    @torch.no_grad()
+    def score_with_bytes(self, examples: Sequence[Example], batch_size: int) -> Score:
+        """`score` and bits per byte from the same forward pass: the summed answer-token nats
+        over ln 2 times the UTF-8 bytes of the answers scored (see `score_totals`)."""
+        total, count, nbytes = self.score_totals(examples, batch_size)
+        loss = total / count if count else float("nan")
+        return Score(loss, total / (math.log(2) * nbytes) if nbytes else float("nan"))
+
     def score_sums(self, examples: Sequence[Example], batch_size: int) -> tuple[float, int]:
         """(sum of answer-token losses, number of answer tokens) over `examples`."""
+        total, count, _ = self.score_totals(examples, batch_size)
+        return total, count
+
+    @torch.no_grad()
+    def score_totals(self, examples: Sequence[Example], batch_size: int) -> tuple[float, int, int]:
+        """(sum of answer-token losses, number of answer tokens, UTF-8 bytes of the answer text
+        they cover) over `examples`.
+
+        The targets are the answer's own tokens (no end-of-sequence token: scoring adds
+        none). The bytes are those of `str(answer)`, whole; when the context cuts an answer
+        (only its first context - 1 tokens are scored), those of the kept tokens' decoded text
+        instead. An example with no answer token adds neither tokens nor bytes."""
         prompts = self.encode_prompts([e.prompt for e in examples])
         answers = self.encode_answers([e.answer for e in examples])
-        seqs, starts = [], []
-        for p, a in zip(prompts, answers):
-            a = a[: self.context - 1]
+        seqs, starts, nbytes = [], [], 0
+        for e, p, a in zip(examples, prompts, answers):
+            text = str(e.answer)
+            if len(a) > self.context - 1:
+                a = a[: self.context - 1]
+                text = self.tokenizer.decode(a)
             p = p[-(self.context - len(a)) :]
             seqs.append(p + a)
             starts.append(len(p))
+            nbytes += len(text.encode("utf-8")) if a else 0
         order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
         pad = _pad_id(self.tokenizer)
         total = torch.zeros((), dtype=torch.float64, device=self.device)
@@ -211,7 +264,7 @@ class HFModel:
             nll = -torch.log_softmax(pred, dim=-1).gather(1, gold[:, None]).squeeze(1)
             total += nll.double().sum()
             count += int(gold.numel())
-        return float(total.item()), count
+        return float(total.item()), count, nbytes
 
     @torch.inference_mode()
     def continuation_logprobs(
@@ -290,7 +343,23 @@ class HFModel:
 
             return adapter_bytes(self.model)
         tensors = [*self.model.parameters(), *self.model.buffers()]
-        return sum(t.numel() * t.element_size() for t in tensors)
+        size = self._save_dtype(expect_bf16_training=self.device.startswith("cuda") and torch.cuda.is_available())
+        return sum(
+            t.numel() * (t.element_size() if size is None or not t.is_floating_point() else _bytes(size))
+            for t in tensors
+        )
+
+    def initial_bytes(self) -> int:
+        """What `save` writes for a run's starting model: nothing much for a pretrained model
+        (a reference to it), else `checkpoint_bytes`."""
+        return 0 if self.pretrained is not None and not self.lora else self.checkpoint_bytes()
+
+    def _save_dtype(self, expect_bf16_training: bool = False) -> Optional[torch.dtype]:
+        """The dtype full checkpoints are saved in (None: the weights' own): `checkpoint_dtype`,
+        whose 'auto' is the training precision: bf16 after an update in bf16 mixed precision."""
+        if self.checkpoint_dtype != "auto":
+            return getattr(torch, self.checkpoint_dtype)
+        return torch.bfloat16 if self.trained_bf16 or expect_bf16_training else None
 
     def save(self, directory: Path) -> None:
         """save_pretrained (safetensors) of model and tokenizer, atomically.
@@ -299,8 +368,13 @@ class HFModel:
         naming that base; otherwise the folder becomes a base folder (the frozen base weights,
         the tokenizer and the adapter in ``adapter/``), and this model's base from then on."""
         directory = Path(directory)
+        if self.pretrained is not None and not self.lora:
+            from crossgen.backends.hf.reference import write_reference
+
+            write_reference(directory, *self.pretrained, self.model)
+            return
         if not self.lora:
-            with atomic_path(directory) as tmp, quiet_transformers():
+            with atomic_path(directory) as tmp, quiet_transformers(), _cast(self.model, self._save_dtype()):
                 self.model.save_pretrained(tmp, safe_serialization=True)
                 self.tokenizer.save_pretrained(tmp)
             return

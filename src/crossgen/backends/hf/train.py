@@ -259,14 +259,19 @@ class ProgressForward(TrainerCallback):
         self.progress(state.global_step, state.max_steps)
 
 
-def training_arguments(cfg, seed: int, output_dir: str, device: str) -> TrainingArguments:
-    """TrainingArguments for one update (Table 9 of the paper where it applies)."""
-    use_bf16 = (
+def bf16_training(cfg, device: str) -> bool:
+    """Whether an update with TrainingConfig `cfg` runs in bf16 mixed precision on `device`."""
+    return (
         cfg.bf16 in (True, "auto")
         and device.startswith("cuda")
         and torch.cuda.is_available()
         and torch.cuda.is_bf16_supported()
     )
+
+
+def training_arguments(cfg, seed: int, output_dir: str, device: str) -> TrainingArguments:
+    """TrainingArguments for one update (Table 9 of the paper where it applies)."""
+    use_bf16 = bf16_training(cfg, device)
     return TrainingArguments(
         output_dir=output_dir,
         max_steps=cfg.max_steps,
