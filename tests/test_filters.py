@@ -465,3 +465,22 @@ def test_filter_timing_is_small():
     kept = length(dedupe(rows), 2, 3)
     assert time.perf_counter() - start < 1.0
     assert kept and all(2 <= len(r["answer"]) <= 3 for r in kept)
+
+
+def test_the_report_shows_a_filtered_run_s_pool_counts(tmp_path):
+    """Completions kept / generated per generation and pool, as pool_counts.csv holds them; a
+    run without filters has no such table."""
+    import pandas as pd
+
+    from crossgen.report import write_run_report
+
+    keep = {"name": "test_filters:keep_even"}
+    filtered = run_workflow(parse_config(tiny_linear(generation={"num_prompts": 8, "filters": [keep]})), tmp_path / "f")
+    plain = run_workflow(parse_config(tiny_linear()), tmp_path / "p")
+    counts = pd.read_csv(filtered.root / "pool_counts.csv")
+    assert (counts.kept < counts.generated).any()  # the filter did something to show
+    html = write_run_report([filtered.root], tmp_path / "f.html").read_text()
+    for r in counts.itertuples():
+        assert f"<td>{r.kept} / {r.generated}</td>" in html
+    assert "completions kept / generated" in html
+    assert "completions kept / generated" not in write_run_report([plain.root], tmp_path / "p.html").read_text()

@@ -79,3 +79,20 @@ def test_latest_is_refused_where_generation_0_is_the_reference_model(tmp_path):
         raise AssertionError("checkpoints: latest with a generation-0 reference model was accepted")
     other = {**scored, "evaluation": {**scored["evaluation"], "reference_model": "x/y"}}
     assert parse_config(other).checkpoints == "latest"
+
+
+def test_a_run_that_deleted_its_generation_0_cannot_lend_it(tmp_path):
+    import pytest
+
+    from crossgen.config import parse_config
+    from crossgen.errors import InputError
+    from crossgen.workflow.run import run_workflow
+    from helpers import tiny_linear
+
+    source = run_workflow(parse_config(tiny_linear(checkpoints="latest")), tmp_path / "a")
+    assert not (source.root / "gen_000" / "models").exists()
+    with pytest.raises(InputError, match=r"^invalid generation0_from: .* \(allowed: a run that still holds its"):
+        run_workflow(
+            parse_config(tiny_linear(checkpoints="latest", alpha=1.0)), tmp_path / "b", generation0_from=source.root
+        )
+    assert not (tmp_path / "b").exists()

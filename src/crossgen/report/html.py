@@ -220,10 +220,31 @@ def section_tables(runs_groups: list[list[RunData]]) -> str:
             return ""
         md = "\n".join(tables.to_markdown(t) for t in [*losses, *([sim] if sim is not None else [])])
         parts.append(f"<details><summary>Markdown</summary><pre><code>{e(md)}</code></pre></details>")
+        parts += [_pool_counts(run) for run in runs if any(run.cfg.filters_for(k) for k in range(run.K))]
         return "\n".join(parts)
 
     parts = _per_experiment(runs_groups, body)
     return "\n".join(parts) if parts else _empty("No losses in these runs yet.")
+
+
+def _pool_counts(run: RunData) -> str:
+    """A filtered run's pools: completions kept / generated, per generation (row) and pool."""
+    import pandas as pd
+
+    path = run.path / "pool_counts.csv"
+    if not path.is_file():
+        return ""
+    counts = pd.read_csv(path)
+    pools = list(dict.fromkeys(counts["entity"]))
+    head = "".join(f"<th>{e(p)}</th>" for p in pools)
+    rows = []
+    for t, frame in counts.groupby("generation", sort=True):
+        by = {r.entity: f"{r.kept} / {r.generated}" for r in frame.itertuples()}
+        rows.append(f"<tr><td>{t}</td>" + "".join(f"<td>{by.get(p, '')}</td>" for p in pools) + "</tr>")
+    return (
+        f"<table><caption>Pool filters of {e(run.name)}: completions kept / generated, per generation and "
+        f"pool</caption><tr><th>generation</th>{head}</tr>{''.join(rows)}</table>"
+    )
 
 
 def section_figure(runs_groups, make, alt: str, missing: str, caption: str = "") -> str:

@@ -127,6 +127,12 @@ def _check_generation0(cfg: RunConfig, source: Path) -> None:
             "a run whose generation-0 settings (data, model, seed, sampling, evaluation, mixing, beta at t = 0, "
             "initial training) equal this run's, with generation 0 complete",
         )
+    if any(not store.model_dir(0, e.name).is_dir() for e in cfg.entities):
+        raise InputError(
+            "generation0_from",
+            str(source),
+            "a run that still holds its generation-0 checkpoints (checkpoints: all or needed; 'latest' deletes them)",
+        )
 
 
 def generations_kept(cfg: RunConfig) -> int:
