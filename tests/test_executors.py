@@ -85,7 +85,7 @@ def test_a_worker_killed_fails_its_entity_and_the_run_resumes_to_the_same_files(
     )
     assert killed.returncode == 1
     error = killed.stderr.strip().splitlines()[-1]
-    assert error.startswith("error: generation 1, entity e1: train failed: BrokenProcessPool"), error
+    assert error.startswith("error: generation 1, entity e1: update failed: BrokenProcessPool"), error
     assert (tmp_path / "run" / "gen_001" / "models" / "e0").is_dir()  # the other entity's worker lived on
     resumed = crossgen("run", str(config), "--out", out, "--executor", "process", "--resume")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
@@ -152,8 +152,8 @@ def test_an_exception_in_a_task_names_its_entity_and_generation(tmp_path, monkey
     executor = ProcessExecutor(workers=2, threads=1)
     executor.pools = [ThreadPoolExecutor(1), ThreadPoolExecutor(1)]
     monkeypatch.setattr(executor, "_spec", lambda workflow: None)
-    with pytest.raises(EntityTaskError, match=r"^generation 3, entity arithmetic: evaluate failed: AttributeError"):
-        executor.map(Workflow(), [EntityTask("evaluate", 3, 1, True)])
+    with pytest.raises(EntityTaskError, match=r"^generation 3, entity arithmetic: update failed: AttributeError"):
+        executor.map(Workflow(), [EntityTask("update", 3, 1, True)])
     executor.close()
 
 

@@ -187,12 +187,15 @@ ModelMetrics = Callable[[ModelEvaluation], object]  # its return value is ignore
 
 @dataclass(frozen=True)
 class EntityTask:
-    """One entity's part of one phase ('pool', 'train' or 'evaluate') of generation t.
+    """One entity's part of one phase ('pool' or 'update') of generation t.
 
-    `arg` is the phase's input: for 'pool' the entries to complete (lean pools) or None for
-    the whole pool; for 'evaluate' whether losses.csv is still to be written."""
+    'update' trains the entity's model (unless its checkpoint exists) and evaluates it, in
+    one task: an entity that finishes training first goes on to its evaluation instead of
+    waiting for the slowest one. `arg` is the phase's input: for 'pool' the entries to
+    complete (lean pools) or None for the whole pool; for 'update' whether losses.csv is
+    still to be written (the task then returns the entity's loss rows)."""
 
-    phase: Literal["pool", "train", "evaluate"]
+    phase: Literal["pool", "update"]
     t: int
     k: int
     arg: Any = None
@@ -234,7 +237,7 @@ class Workflow:
         self.evaluate_hook = evaluate_hook
         self.model_metrics = model_metrics
         self.executor = executor  # None: entity after entity, in this process
-        self._hooks: Optional[ThreadPoolExecutor] = None  # the overlapped evaluate hook (see _evaluate)
+        self._hooks: Optional[ThreadPoolExecutor] = None  # the overlapped evaluate hook (see _update)
         self._hook_futures: dict[int, Future] = {}  # generation -> its overlapped evaluate hook
         self._pending: Optional[tuple[int, float]] = None  # (t, start) of a generation awaiting its hook
         self._pool_cache: Optional[tuple[int, list[list[Example]]]] = None
@@ -296,7 +299,7 @@ class Workflow:
             self._finish(*pending)
 
     def _finish(self, t: int, started: float) -> None:
-        """Mark generation t complete once its evaluate hook is done (see `_evaluate`)."""
+        """Mark generation t complete once its evaluate hook is done (see `_update`)."""
         future = self._hook_futures.pop(t, None)
         if future is not None:
             future.result()  # re-raises the hook's error
@@ -319,9 +322,7 @@ class Workflow:
             needed = self._drawn_entries(t) if missing and self._lean() else None
             self._run([EntityTask("pool", t, j, None if needed is None else needed[j]) for j in missing])
             self._write_pool_counts(t)
-        untrained = [k for k, name in enumerate(self.names) if not self.store.model_dir(t, name).exists()]
-        self._run([EntityTask("train", t, k) for k in untrained])
-        self._evaluate(t)
+        self._update(t)
 
     def _run(self, tasks: list[EntityTask]) -> list:
         if not tasks:
@@ -338,14 +339,13 @@ class Workflow:
             self._make_pool(t, k, task.arg)
             kill_point(f"gen{t}.pool.{name}")
             return None
-        if task.phase == "train":
+        if not self.store.model_dir(t, name).exists():
             if self.part[k][t]:
                 self._train(t, k, self._pools(t) if t >= 1 and self._pool_needed(t) else [])
             else:  # sits out: its model of t - 1 is its model of t
                 write_json(self.store.updates_path(t, name), {"steps": 0, "carried_over_from": t - 1})
                 self.store.carry_over(t, name)
             kill_point(f"gen{t}.train.{name}")
-            return None
         return self._evaluate_entity(t, k, need_losses=task.arg)
 
     # -- steps -------------------------------------------------------------------------
@@ -582,16 +582,17 @@ class Workflow:
         if self.cfg.checkpoints != "all" and t >= 1 and t - 1 not in self._kept(t) and self.store.is_complete(t - 1):
             self.store.prune_model(t - 1, name)
 
-    def _evaluate(self, t: int) -> None:
-        """losses.csv (every model on every task), completions for the embeddings, and the
-        injected model metrics."""
-        self._finish_pending()  # t - 1 complete first: generation t's metrics see what sequential ones see
+    def _update(self, t: int) -> None:
+        """Every entity's update (training, unless its checkpoint exists) and evaluation: its
+        losses (losses.csv holds every model on every task), its completions for the
+        embeddings and the injected model metrics; then the evaluate hook."""
         need_losses = not self.store.losses_path(t).exists()
-        results = self._run([EntityTask("evaluate", t, k, need_losses) for k in range(len(self.names))])
+        results = self._run([EntityTask("update", t, k, need_losses) for k in range(len(self.names))])
         if need_losses:
             rows = [row for entity_rows in results for row in entity_rows]
             write_table(self.store.losses_path(t), pd.DataFrame(rows, columns=LOSS_COLUMNS))
         kill_point(f"gen{t}.losses")
+        self._finish_pending()  # t - 1 complete before t's hook: it sees what a sequential one sees
         if self.evaluate_hook is None:
             return
         if self.executor is None or self.executor.name == "sequential":
@@ -600,7 +601,7 @@ class Workflow:
         # With entities in workers, the driver's metrics of generation t (embeddings, the text
         # families: files of generation t only) overlap generation t + 1's pools and updates,
         # which do not read them; t is marked complete after they are written and before t + 1's
-        # evaluation starts (`_finish_pending`), so every hook sees the sequential run's state.
+        # hook starts (`_finish_pending`), so every hook sees the sequential run's state.
         if self._hooks is None:
             self._hooks = ThreadPoolExecutor(1, thread_name_prefix="crossgen-metrics")
         self._hook_futures[t] = self._hooks.submit(self.evaluate_hook, self.store, t)
