@@ -101,6 +101,22 @@ def test_kill_minus_9_then_resume_gives_identical_numbers(tmp_path, point):
         assert a == b
 
 
+def test_an_entity_writes_its_next_pool_right_after_its_own_update(tmp_path, monkeypatch):
+    """Each entity's training, evaluation and pool of the next generation run as one task, in
+    that order: no barrier between them (the last generation writes no pool)."""
+    from crossgen.workflow import loop
+
+    points: list[str] = []
+    monkeypatch.setattr(loop, "kill_point", points.append)
+    run_experiment(small(generations=2), tmp_path / "run")
+    steps = [p for p in points if ".train." in p or ".pool." in p or p.endswith(".losses")]
+    assert steps == [
+        "gen0.train.e0", "gen1.pool.e0", "gen0.train.e1", "gen1.pool.e1", "gen0.losses",
+        "gen1.train.e0", "gen2.pool.e0", "gen1.train.e1", "gen2.pool.e1", "gen1.losses",
+        "gen2.train.e0", "gen2.train.e1", "gen2.losses",
+    ]  # fmt: skip
+
+
 def test_cli_refuses_bad_input_with_exit_code_2(tmp_path):
     import yaml
 

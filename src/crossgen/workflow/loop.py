@@ -186,19 +186,27 @@ ModelMetrics = Callable[[ModelEvaluation], object]  # its return value is ignore
 
 
 @dataclass(frozen=True)
+class PoolOrder:
+    """A pool to write: the entries to complete (lean pools), or None for the whole pool."""
+
+    entries: Optional[list[int]] = None
+
+
+@dataclass(frozen=True)
 class EntityTask:
     """One entity's part of one phase ('pool' or 'update') of generation t.
 
-    'update' trains the entity's model (unless its checkpoint exists) and evaluates it, in
-    one task: an entity that finishes training first goes on to its evaluation instead of
-    waiting for the slowest one. `arg` is the phase's input: for 'pool' the entries to
-    complete (lean pools) or None for the whole pool; for 'update' whether losses.csv is
+    'update' trains the entity's model (unless its checkpoint exists), evaluates it and, with
+    `next_pool`, writes its pool of generation t + 1, in one task: an entity that finishes
+    first goes on instead of waiting for the slowest one at a barrier between the steps.
+    `arg` is the phase's input: for 'pool' a `PoolOrder`; for 'update' whether losses.csv is
     still to be written (the task then returns the entity's loss rows)."""
 
     phase: Literal["pool", "update"]
     t: int
     k: int
     arg: Any = None
+    next_pool: Optional[PoolOrder] = None
 
 
 class EntityExecutor(Protocol):
@@ -313,16 +321,26 @@ class Workflow:
 
     def generation(self, t: int) -> None:
         """The phases of generation t, each as K entity tasks run by the executor."""
-        if t >= 1 and self._pool_needed(t):
-            missing = [
-                j
-                for j, name in enumerate(self.names)
-                if self._pool_needed(t, j) and not self.store.pool_path(t, name).exists()
-            ]
-            needed = self._drawn_entries(t) if missing and self._lean() else None
-            self._run([EntityTask("pool", t, j, None if needed is None else needed[j]) for j in missing])
+        if t >= 1 and self._pool_needed(t):  # written by generation t - 1's updates, unless resumed
+            orders = self._pool_orders(t)
+            self._run([EntityTask("pool", t, j, order) for j, order in enumerate(orders) if order is not None])
             self._write_pool_counts(t)
         self._update(t)
+
+    def _pool_orders(self, t: int) -> list[Optional[PoolOrder]]:
+        """For each entity j, its pool D_tj if some entity reads it and it is not written yet
+        (None otherwise)."""
+        if t < 1 or t > self.cfg.generations or not self._pool_needed(t):
+            return [None] * len(self.names)
+        missing = [
+            j
+            for j, name in enumerate(self.names)
+            if self._pool_needed(t, j) and not self.store.pool_path(t, name).exists()
+        ]
+        needed = self._drawn_entries(t) if missing and self._lean() else None
+        return [
+            PoolOrder(None if needed is None else needed[j]) if j in missing else None for j in range(len(self.names))
+        ]
 
     def _run(self, tasks: list[EntityTask]) -> list:
         if not tasks:
@@ -336,8 +354,7 @@ class Workflow:
         """One entity's part of a phase (what executors run; see executors.py)."""
         t, k, name = task.t, task.k, self.names[task.k]
         if task.phase == "pool":
-            self._make_pool(t, k, task.arg)
-            kill_point(f"gen{t}.pool.{name}")
+            self._write_pool(t, k, task.arg)
             return None
         if not self.store.model_dir(t, name).exists():
             if self.part[k][t]:
@@ -346,7 +363,14 @@ class Workflow:
                 write_json(self.store.updates_path(t, name), {"steps": 0, "carried_over_from": t - 1})
                 self.store.carry_over(t, name)
             kill_point(f"gen{t}.train.{name}")
-        return self._evaluate_entity(t, k, need_losses=task.arg)
+        rows = self._evaluate_entity(t, k, need_losses=task.arg)
+        if task.next_pool is not None and not self.store.pool_path(t + 1, name).exists():
+            self._write_pool(t + 1, k, task.next_pool)
+        return rows
+
+    def _write_pool(self, t: int, j: int, order: PoolOrder) -> None:
+        self._make_pool(t, j, order.entries)
+        kill_point(f"gen{t}.pool.{self.names[j]}")
 
     # -- steps -------------------------------------------------------------------------
     def _pool_examples(self, t: int, j: int) -> list[Example]:
@@ -585,9 +609,11 @@ class Workflow:
     def _update(self, t: int) -> None:
         """Every entity's update (training, unless its checkpoint exists) and evaluation: its
         losses (losses.csv holds every model on every task), its completions for the
-        embeddings and the injected model metrics; then the evaluate hook."""
+        embeddings and the injected model metrics, then its pool of generation t + 1 (when
+        some entity reads it); then the evaluate hook."""
         need_losses = not self.store.losses_path(t).exists()
-        results = self._run([EntityTask("update", t, k, need_losses) for k in range(len(self.names))])
+        orders = self._pool_orders(t + 1)
+        results = self._run([EntityTask("update", t, k, need_losses, orders[k]) for k in range(len(self.names))])
         if need_losses:
             rows = [row for entity_rows in results for row in entity_rows]
             write_table(self.store.losses_path(t), pd.DataFrame(rows, columns=LOSS_COLUMNS))
