@@ -19,7 +19,10 @@ alpha = beta = 0.5:
   cold solver T  the solver's own time (as `solver T`) in a fresh Python process that read the
                file first (timed inside it): a fresh process pays first-touch costs on its
                large arrays that repeats within one process do not, so `process T` is compared
-               with this as well as with the warm `solver T`
+               with this as well as with the warm `solver T`. Timed twice: with numpy's
+               transparent-huge-page advice (NUMPY_MADVISE_HUGEPAGE=1, numpy's default) and
+               without it (=0, what the `crossgen` CLI sets for itself unless told otherwise)
+The in-process cases run with numpy's default advice (numpy is loaded before crossgen.cli).
 Targets: (cli-fn T + load) and process T within 1.2 x solver T; traj 15 at most 2 x limit;
 `crossgen --help` and `crossgen theory mse` on a small file under 1 s (printed last).
 On a shared machine the medians move by 10-20% between runs; compare ratios, not seconds.
@@ -137,7 +140,8 @@ def run(args, tmp: Path) -> None:
     t = median_times(cases, n)
     if not args.no_subprocess:
         for T in (0, 15):
-            t[f"cold solver {T}"] = statistics.median(_cold_solver(big, T) for _ in range(n))
+            for advice in ("1", "0"):
+                t[f"cold solver {T} {advice}"] = statistics.median(_cold_solver(big, T, advice) for _ in range(n))
     got = mse_result(system, ALPHA, BETA, 15)
     want = trajectory(system, ALPHA, BETA, 15).mse
     diff = float(np.max(np.abs(np.array(got["mse"]) - want) / np.abs(want)))
@@ -161,12 +165,13 @@ def run(args, tmp: Path) -> None:
         ]
         if not args.no_subprocess:
             net = t[f"process {T}"] - t["start-up"]
+            cold, cold0 = t[f"cold solver {T} 1"], t[f"cold solver {T} 0"]
             rows.append(
                 (
                     f"crossgen theory mse T={T}, process - start-up ({t['start-up']:.2f} s)",
                     net,
-                    f"{net / solver:.2f} x solver, {net / t[f'cold solver {T}']:.2f} x cold solver "
-                    f"({t[f'cold solver {T}']:.3f} s)",
+                    f"{net / solver:.2f} x solver, {net / cold:.2f} x cold solver ({cold:.3f} s), "
+                    f"{net / cold0:.2f} x cold solver without huge pages ({cold0:.3f} s)",
                 )
             )
     width = max(len(r[0]) for r in rows)
@@ -191,10 +196,14 @@ print(time.perf_counter() - t0)
 """
 
 
-def _cold_solver(path: Path, T: int) -> float:
-    """The solver's own seconds in a fresh process (the file read and start-up not counted)."""
+def _cold_solver(path: Path, T: int, hugepage_advice: str) -> float:
+    """The solver's own seconds in a fresh process (the file read and start-up not counted),
+    with NUMPY_MADVISE_HUGEPAGE set to `hugepage_advice`."""
     code = COLD_SOLVER.format(a=ALPHA, b=BETA)
-    out = subprocess.run([sys.executable, "-c", code, str(path), str(T)], check=True, capture_output=True, text=True)
+    env = {**os.environ, "NUMPY_MADVISE_HUGEPAGE": hugepage_advice}
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(path), str(T)], check=True, capture_output=True, text=True, env=env
+    )
     return float(out.stdout.strip())
 
 

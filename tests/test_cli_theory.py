@@ -333,3 +333,23 @@ def test_figure_graphs_command(tmp_path, capsys):
     )
     assert code == 0 and (tmp_path / "graphs.png").is_file() and (tmp_path / "graphs.csv").is_file()
     assert "has the lowest asymptotic MSE" in out
+
+
+@pytest.mark.parametrize(("given", "advice"), [(None, False), ("1", True)])
+def test_the_cli_turns_numpy_huge_page_advice_off_before_numpy_loads_unless_told(given, advice):
+    """The CLI process opts out of numpy's transparent-huge-page advice (a first touch of a
+    large array can wait for memory compaction); NUMPY_MADVISE_HUGEPAGE set by the user wins."""
+    import os
+
+    code = (
+        "import crossgen.cli, numpy; "
+        "getter = getattr(numpy._core.multiarray, '_get_madvise_hugepage', None); "
+        "print('unknown' if getter is None else getter())"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
+    if given is not None:
+        env["NUMPY_MADVISE_HUGEPAGE"] = given
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    if out.stdout.strip() == "unknown":
+        pytest.skip("this numpy does not report its huge-page advice")
+    assert out.stdout.strip() == str(advice)
