@@ -1,6 +1,31 @@
-"""Shared test data: the smallest linear-backend run config (runs in well under a second)."""
+"""Shared test pieces: the smallest linear-backend run config (runs in well under a second),
+and the `crossgen` command run in a subprocess or in this process."""
 
 import copy
+import os
+import subprocess
+import sys
+
+OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}  # a hub name fails at once, not after retries
+
+
+def crossgen(*args: str, env=None) -> subprocess.CompletedProcess:
+    """`python -m crossgen ARGS` in a subprocess (offline, `env` added), its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "crossgen", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **OFFLINE, **(env or {})},
+    )
+
+
+def run_cli(capsys, *args: str) -> tuple:
+    """The CLI in this process: (exit code, stdout, stderr)."""
+    from crossgen.cli import main
+
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
 
 
 def tiny_linear(K: int = 2, **changes) -> dict:

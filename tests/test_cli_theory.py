@@ -9,11 +9,11 @@ import sys
 import numpy as np
 import pytest
 
-from crossgen.cli import main
 from crossgen.cli import theory as cli_theory
 from crossgen.theory import asymptotic, pooled_ols_mse, trajectory
 from crossgen.theory import figures as theory_figures
 from crossgen.theory.scenarios import low_rank_system
+from helpers import run_cli
 
 MSE_KEYS = {
     "K",
@@ -37,12 +37,6 @@ def features(tmp_path):
     path = tmp_path / "f.npz"
     system.to_npz(path)
     return path, system
-
-
-def run_cli(capsys, *args):
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_mse_json_contract(features, capsys):

@@ -2,9 +2,6 @@
 one (same threads, same seeds), a worker that dies fails only its entity's task with a
 message naming it, and a run killed in a worker or in the driver resumes to the same files."""
 
-import os
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
@@ -13,7 +10,7 @@ import yaml
 
 pytest.importorskip("transformers")
 
-from helpers import tiny_linear
+from helpers import crossgen, tiny_linear
 from test_workflow_hf import TINY
 
 # What must be bit-identical: the tables, a pool, and the last generation's weights.
@@ -23,16 +20,6 @@ FILES = [
     "gen_002/pool/science.jsonl",
     "gen_002/models/arithmetic/model.safetensors",
 ]
-ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-
-
-def crossgen(*args, env=None):
-    return subprocess.run(
-        [sys.executable, "-m", "crossgen", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **ENV, **(env or {})},
-    )
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,6 @@ import copy
 import json
 import math
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -20,7 +18,7 @@ pytest.importorskip("transformers")
 
 from crossgen.config import parse_config
 from crossgen.errors import InputError
-from helpers import tiny_linear
+from helpers import crossgen, tiny_linear
 from test_workflow_hf import TINY
 
 # science: the run's model (width 32, 300 tokens), sits out generation 1; arithmetic: its own
@@ -43,12 +41,6 @@ FILES = [
     "gen_002/models/arithmetic/model.safetensors",
     "initial_arithmetic/model.safetensors",
 ]
-
-
-def crossgen(*args, env=None):
-    return subprocess.run(
-        [sys.executable, "-m", "crossgen", *args], capture_output=True, text=True, env={**os.environ, **(env or {})}
-    )
 
 
 @pytest.fixture(scope="module")

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from crossgen.cli import main
 from crossgen.errors import InputError
 from crossgen.theory import trajectory
 from crossgen.theory.scenarios import low_rank_system
 from crossgen.theory.simulate import PoolFilter, simulate
+from helpers import run_cli
 
 SYSTEM = low_rank_system(K=3, d=6, rank=3, n_private=24, n_public=12, seed=1, sigma2=1.0)
 INF = float("inf")
@@ -140,12 +140,6 @@ def test_bad_filters_are_named(kind, threshold, message):
     with pytest.raises(InputError) as info:
         PoolFilter(kind, threshold)
     assert str(info.value) == message
-
-
-def run_cli(capsys, *args):
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_cli_prints_the_fraction_kept(tmp_path, capsys):

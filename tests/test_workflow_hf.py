@@ -1,13 +1,11 @@
 """The workflow loop with a tiny from-scratch transformers model: a run killed with
 SIGKILL mid-generation and resumed gives exactly the numbers of an uninterrupted run."""
 
-import os
-import subprocess
-import sys
-
 import pandas as pd
 import pytest
 import yaml
+
+from helpers import crossgen
 
 pytest.importorskip("transformers")
 
@@ -52,12 +50,6 @@ TINY = {
     "evaluation": {"test_size": 20, "batch_size": 20, "embedding_prompts": 0},
     "resources": {"cpus": 1, "threads": 1},
 }
-
-
-def crossgen(*args, env=None):
-    return subprocess.run(
-        [sys.executable, "-m", "crossgen", *args], capture_output=True, text=True, env={**os.environ, **(env or {})}
-    )
 
 
 @pytest.fixture(scope="module")
