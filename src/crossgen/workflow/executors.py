@@ -3,12 +3,13 @@ processes, or as Ray tasks.
 
 Given generation t-1, the K entities are independent: the loop (loop.py) runs each phase of
 a generation — the K pools, then the K updates (an entity's training, its evaluation and its
-pool of the next generation) — as K `EntityTask`s, and an executor runs them. Every task reads its inputs from the run
-directory and writes its outputs there (pool files, checkpoints, completions, metric files);
-updates also return their loss rows, which the driver writes as one losses.csv. Every
-random choice is seeded from (run seed, generation, entity, purpose), so where a task runs
-does not change its numbers: with the same torch thread count, the process and Ray
-executors give bit-identical files to the sequential one (tests/test_executors.py).
+pool of the next generation) — as K `EntityTask`s, and an executor runs them. Every task
+reads its inputs from the run directory and writes its outputs there (pool files,
+checkpoints, completions, metric files); updates also return their loss rows, which the
+driver writes as one losses.csv. Every random choice is seeded from (run seed, generation,
+entity, purpose), so where a task runs does not change its numbers: with the same torch
+thread count, the process and Ray executors give bit-identical files to the sequential one
+(tests/test_executors.py).
 
 Workers rebuild the run's `Workflow` from its directory and config once per process and
 keep it. A worker that fails or dies fails the generation with an `EntityTaskError` naming

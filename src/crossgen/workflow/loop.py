@@ -328,9 +328,9 @@ class Workflow:
         self._update(t)
 
     def _pool_orders(self, t: int) -> list[Optional[PoolOrder]]:
-        """For each entity j, its pool D_tj if some entity reads it and it is not written yet
-        (None otherwise)."""
-        if t < 1 or t > self.cfg.generations or not self._pool_needed(t):
+        """For each entity j, its pool D_tj (t >= 1) if some entity reads it and it is not
+        written yet (None otherwise; for every j when the run ends before t)."""
+        if t > self.cfg.generations or not self._pool_needed(t):
             return [None] * len(self.names)
         missing = [
             j
