@@ -166,6 +166,9 @@ class HFBackend:
             resid_pdrop=arch.dropout,
             embd_pdrop=arch.dropout,
             attn_pdrop=arch.dropout,
+            # GPT-2's tanh-approximate GELU ("gelu_new") computed by one native kernel instead
+            # of five elementwise ops: the same function, ~6% faster training steps on a CPU
+            activation_function="gelu_pytorch_tanh",
             bos_token_id=tokenizer.eos_token_id,
             eos_token_id=tokenizer.eos_token_id,
             pad_token_id=tokenizer.pad_token_id,

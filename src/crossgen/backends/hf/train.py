@@ -48,6 +48,7 @@ from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from crossgen.backends.hf.logging import quiet_transformers
 
 IGNORE = -100
+FUSED_ADAMW = tuple(int(x) for x in torch.__version__.split(".")[:2]) >= (2, 4)  # CPU support from 2.4
 
 
 @dataclass(frozen=True)
@@ -283,7 +284,9 @@ def training_arguments(cfg, seed: int, output_dir: str, device: str) -> Training
         per_device_train_batch_size=cfg.per_device_train_batch_size,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         weight_decay=cfg.weight_decay,
-        optim="adamw_torch",
+        # one fused kernel for all parameters (transformers' own default from torch 2.8): on a
+        # CPU, the per-tensor loop of "adamw_torch" took ~15% of a small model's step
+        optim="adamw_torch_fused" if FUSED_ADAMW else "adamw_torch",
         bf16=use_bf16,
         seed=seed,
         data_seed=seed,
