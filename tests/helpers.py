@@ -45,3 +45,8 @@ def tiny_linear(K: int = 2, **changes) -> dict:
     }
     data.update(copy.deepcopy(changes))
     return data
+
+
+def loaded_modules() -> set[str]:
+    """The modules imported in this process (run in a worker to see what it has loaded)."""
+    return set(sys.modules)

@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from helpers import crossgen
+
 pytest.importorskip("transformers")
 
 SMALL = [
@@ -42,7 +44,7 @@ def test_demo_end_to_end(tmp_path):
         "--replicates",
         "20",
     ]
-    for pair in SMALL:
+    for pair in [*SMALL, "resources.threads=1"]:  # bit-identical to a run on one thread (below)
         args += ["--set", pair]
     proc = subprocess.run(args, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -57,6 +59,18 @@ def test_demo_end_to_end(tmp_path):
     for rel in ("gen_000/models/science/model.safetensors", "initial/model.safetensors"):
         assert (a0 / rel).read_bytes() == (a1 / rel).read_bytes()
     assert json.loads((a1 / "manifest.json").read_text())["status"] == "complete"
+    # alpha = 1 ran side by side with alpha = 0 on the same two workers, its metrics taking turns
+    # with alpha = 0's: the same files as the run alone, one entity after the other
+    alone = crossgen(
+        "run",
+        "cpu",
+        "--out",
+        str(tmp_path / "alone"),
+        *[arg for pair in [*SMALL, "alpha=1", "name=cpu alpha=1", "resources.threads=1"] for arg in ("--set", pair)],
+    )
+    assert alone.returncode == 0, alone.stderr[-3000:]
+    for table in ("losses.csv", "similarity.csv", "metrics.csv", "gen_001/completions/science.jsonl"):
+        assert (tmp_path / "alone" / table).read_text() == (a1 / table).read_text(), table
 
 
 def test_demo_rejects_bad_alphas(tmp_path):

@@ -10,7 +10,7 @@ import yaml
 
 pytest.importorskip("transformers")
 
-from helpers import crossgen, tiny_linear
+from helpers import crossgen, loaded_modules, tiny_linear
 from test_workflow_hf import TINY
 
 # What must be bit-identical: the tables, a pool, and the last generation's weights.
@@ -44,6 +44,21 @@ def test_process_executor_writes_the_sequential_files(tmp_path, sequential):
     assert run.returncode == 0, run.stderr[-2000:]
     assert "2 worker processes, 1 CPU threads each" in run.stderr
     assert_same_files(tmp_path / "run", reference)
+
+
+def test_process_workers_import_the_backend_before_their_first_task():
+    from crossgen.config import parse_config
+    from crossgen.workflow.executors import make_executor
+
+    executor = make_executor("process", parse_config(TINY))
+    try:  # a worker runs its tasks in order: the imports were its first
+        loaded = [pool.submit(loaded_modules).result() for pool in executor.pools if pool is not None]
+    finally:
+        executor.close()
+    assert len(loaded) == 2 and all({"torch", "transformers", "crossgen.backends.hf.train"} <= m for m in loaded)
+    linear = make_executor("process", parse_config(tiny_linear()))
+    assert linear.pools == [None, None]  # nothing to import: workers start with their first task
+    linear.close()
 
 
 @pytest.fixture(scope="module")

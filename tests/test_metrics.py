@@ -70,6 +70,21 @@ def test_pca_is_deterministic_and_maps_points_consistently():
     assert p1.explained[0] >= p1.explained[1] > 0
 
 
+def test_pca_components_are_the_leading_right_singular_vectors_of_the_centred_data():
+    rng = np.random.default_rng(3)
+    data = rng.normal(size=(300, 6)) * np.array([5.0, 3.0, 1.0, 0.5, 0.2, 0.1]) + 7.0
+    pca = fit_pca([data[:100], data[100:]], n_components=3)
+    centred = data - data.mean(axis=0)
+    _, s, vt = np.linalg.svd(centred, full_matrices=False)
+    for i in range(3):  # the same direction, with the sign rule: largest loading positive
+        expected = vt[i] if vt[i, np.argmax(np.abs(vt[i]))] > 0 else -vt[i]
+        np.testing.assert_allclose(pca.components[i], expected, atol=1e-10)
+    np.testing.assert_allclose(pca.explained, s[:3] ** 2 / np.sum(s**2), rtol=1e-10)
+    np.testing.assert_allclose(pca.transform(data), centred @ pca.components.T, atol=1e-10)
+    one = fit_pca([data[:1]])  # one row: no variance, both directions padded with zeros
+    assert one.components.shape == (2, 6) and not one.components[1].any() and not one.explained.any()
+
+
 # -- the evaluate hook with the real all-MiniLM-L6-v2 ----------------------------------------------
 CFG = {
     "generations": 1,

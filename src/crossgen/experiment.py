@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional, Union
 
@@ -81,6 +84,71 @@ def run_experiment(
     finally:
         if owned:
             runner.close()
+
+
+def run_sharing_generation0(
+    configs: Sequence[RunConfig],
+    dirs: Sequence[Path],
+    executor: Executor,
+    progress: Callable[[int], Optional[Progress]] = lambda i: None,
+) -> list[RunStore]:
+    """Runs whose generation 0 is the same (equal `RunConfig.generation0_key`, e.g. a run at
+    several alphas): the first computes generation 0, the others copy it (`generation0_from`).
+
+    With a parallel executor the others start as soon as generation 0 is complete and all run
+    side by side: their entity tasks queue on the same workers, so no core waits while one
+    run's last metrics are computed. Their embedding metrics take turns in this process (the
+    text families redirect its stderr and share one tokenizer). With the sequential executor
+    (whose training seeds torch's global RNG in this process) or `checkpoints: latest` (which
+    would delete generation 0 while it is copied) they run one after another. Where a run
+    computes its entity tasks does not change its numbers (`crossgen.workflow.executors`).
+    A run directory that exists is resumed; `progress(i)` is run i's progress."""
+
+    def start(i: int) -> RunStore:
+        source = dirs[0] if i and not Path(dirs[i]).exists() else None
+        hook = _taking_turns(metrics_hook(configs[i]), turns) if side_by_side else None
+        return run_experiment(
+            configs[i],
+            dirs[i],
+            resume=True,
+            progress=progress(i),
+            generation0_from=source,
+            evaluate_hook=hook,
+            executor=executor,
+        )
+
+    side_by_side = executor.name != "sequential" and all(c.checkpoints != "latest" for c in configs)
+    if not side_by_side:
+        return [start(i) for i in range(len(configs))]
+    turns = threading.Lock()
+    with ThreadPoolExecutor(len(configs), thread_name_prefix="crossgen-run") as pool:
+        try:
+            first = pool.submit(start, 0)
+            while not first.done() and not _generation0_complete(Path(dirs[0])):
+                time.sleep(0.2)
+            if first.done() and first.exception() is not None:
+                raise first.exception()  # type: ignore[misc]
+            others = [pool.submit(start, i) for i in range(1, len(configs))]
+            return [future.result() for future in [first, *others]]
+        except BaseException:
+            executor.close()  # the other runs' queued tasks are cancelled: they stop with an error
+            raise
+
+
+def _generation0_complete(run_dir: Path) -> bool:
+    store = RunStore(run_dir)
+    return (run_dir / "manifest.json").is_file() and store.is_complete(0)
+
+
+def _taking_turns(hook: Optional[Hook], lock: threading.Lock) -> Optional[Hook]:
+    if hook is None:
+        return None
+
+    def serialised(store: RunStore, t: int) -> object:
+        with lock:
+            return hook(store, t)
+
+    return serialised
 
 
 def model_metrics_hook(cfg: RunConfig) -> Optional[ModelMetrics]:

@@ -155,6 +155,10 @@ class Backend(Protocol):
         Whether `train` sees only ``max_steps x batch x accumulation`` examples (an optimizer
         loop). Then a lean run draws only that many examples, since the rest of a larger
         i.i.d. draw would never be seen (equal in distribution). Absent means False.
+    WORKER_IMPORTS : tuple of str, optional
+        Modules a worker process of the process executor imports as soon as it starts (the
+        backend's heavy libraries), while the driver is still preparing the run. Absent
+        means none.
     """
 
     TEXT: bool

@@ -74,12 +74,12 @@ def demo(
 ) -> None:
     """Theory figures + the preset at several alphas (sharing generation 0), then the report."""
     from crossgen.config import load_config, parse_config
-    from crossgen.experiment import model_metrics_hook, run_experiment
+    from crossgen.experiment import model_metrics_hook, run_sharing_generation0
     from crossgen.presets import resolve_config
     from crossgen.report import write_run_report
     from crossgen.theory.figures import MC_REPLICATES
     from crossgen.workflow.executors import make_executor
-    from crossgen.workflow.progress import RichProgress
+    from crossgen.workflow.progress import RichProgress, progress_bars
 
     alpha_values = _parse_alphas(alphas)
     base = load_config(resolve_config(preset), parse_overrides(overrides))
@@ -89,26 +89,26 @@ def demo(
     replicates = MC_REPLICATES if replicates is None else replicates
     theory = _start_theory_figures(out_dir / "theory", replicates)
     stderr.print(f"[bold]2/3[/] {base.K} entities, T={base.generations}, alpha in {alpha_values}")
-    runs: list[Path] = []
+    configs = [
+        parse_config({**base.model_dump(), "alpha": alpha, "name": f"{base.name} alpha={alpha:g}"})
+        for alpha in alpha_values
+    ]
+    labels = [f"alpha={alpha:g}" for alpha in alpha_values]
+    bars = progress_bars(stderr)
     runner = make_executor(executor, base, None, model_metrics_hook)  # its workers serve all the runs
     try:
-        for i, alpha in enumerate(alpha_values):
-            cfg = parse_config({**base.model_dump(), "alpha": alpha, "name": f"{base.name} alpha={alpha:g}"})
-            run_dir = out_dir / f"alpha_{alpha:g}"
-            note = threads_note(cfg, executor) if i == 0 else None
-            store = run_experiment(
-                cfg,
-                run_dir,
-                resume=True,
-                progress=RichProgress(f"alpha={alpha:g}", console=stderr, note=note),
-                generation0_from=runs[0] if i and not run_dir.exists() else None,
-                executor=runner,
+        with bars:
+            stores = run_sharing_generation0(
+                configs,
+                [out_dir / f"alpha_{alpha:g}" for alpha in alpha_values],
+                runner,
+                lambda i: RichProgress(labels[i], stderr, threads_note(configs[i], executor) if i == 0 else None, bars),
             )
-            runs.append(store.root)
     finally:
         runner.close()
         if theory.is_alive() and sys.exc_info()[0] is not None:
             theory.terminate()  # the demo failed: its figures are not wanted
+    runs = [store.root for store in stores]
     theory.join()
     if theory.exitcode != 0:
         raise RuntimeError(f"the theory figures failed (exit code {theory.exitcode}; their error is above)")
@@ -120,9 +120,9 @@ def demo(
 
 def _start_theory_figures(folder: Path, replicates: int):
     """Figures 2 and 4 in a process of their own, started now and joined before the report.
-    Their Monte Carlo is single-threaded numpy work, which would leave a core idle on its own;
-    next to the language models it uses the cores they leave (one BLAS thread, so as not to
-    crowd them)."""
+    Their Monte Carlo is single-threaded numpy work (one BLAS thread) at a lower priority: it
+    takes what the language models leave of the cores (while one entity of generation 0
+    finishes training, say) instead of slowing them down."""
     import multiprocessing
 
     process = multiprocessing.get_context("spawn").Process(
@@ -133,9 +133,14 @@ def _start_theory_figures(folder: Path, replicates: int):
 
 
 def _theory_figures(folder: Path, replicates: int) -> None:
+    import os
+
     from threadpoolctl import threadpool_limits
 
     from crossgen.theory.figures import figure2, figure4
+
+    if hasattr(os, "nice"):  # POSIX
+        os.nice(10)
 
     with threadpool_limits(1):
         figure2(folder, replicates=replicates)

@@ -27,19 +27,23 @@ class PCA2:
 
 
 def fit_pca(arrays: Iterable[np.ndarray], n_components: int = 2) -> PCA2:
-    """PCA of all rows of all `arrays` (each (n_i, d)), computed by SVD in float64."""
+    """PCA of all rows of all `arrays` (each (n_i, d)), in float64.
+
+    The components are the leading eigenvectors of the (d, d) scatter matrix: the right
+    singular vectors of the centred data, without the SVD of an (n, d) matrix (the demo's
+    report: n = 21,600, d = 384, 5 s for the SVD against 0.1 s)."""
     data = np.concatenate([np.asarray(a, dtype=np.float64).reshape(-1, np.shape(a)[-1]) for a in arrays], axis=0)
     if data.shape[0] == 0:
         raise ValueError("fit_pca needs at least one embedding")
     mean = data.mean(axis=0)
     centered = data - mean
-    _, s, vt = np.linalg.svd(centered, full_matrices=False)
-    k = min(n_components, vt.shape[0])
-    comps = vt[:k].copy()
+    eigenvalues, eigenvectors = np.linalg.eigh(centered.T @ centered)  # ascending
+    var = np.clip(eigenvalues[::-1], 0.0, None)  # squared singular values, largest first
+    k = min(n_components, *data.shape)
+    comps = eigenvectors[:, ::-1][:, :k].T.copy()
     for i in range(k):  # deterministic sign
         if comps[i, np.argmax(np.abs(comps[i]))] < 0:
             comps[i] = -comps[i]
-    var = s**2
     explained = var[:k] / var.sum() if var.sum() > 0 else np.zeros(k)
     if k < n_components:  # fewer rows than components: pad with zero directions
         comps = np.vstack([comps, np.zeros((n_components - k, data.shape[1]))])

@@ -92,6 +92,17 @@ def run_entity_task(spec: WorkerSpec, task: EntityTask) -> Any:
     return _workflow(spec).run_task(task)
 
 
+def import_modules(modules: Sequence[str], threads: Optional[int]) -> None:
+    """A worker's first task: import the backend's libraries (with its thread cap set first,
+    as torch reads it on import)."""
+    import importlib
+
+    if threads is not None:
+        limit_threads(threads)
+    for name in modules:
+        importlib.import_module(name)
+
+
 def _exit_with_parent(parent: int) -> None:
     """A worker whose driver died (kill -9) exits too, instead of waiting for work forever
     (and holding the driver's output pipes open)."""
@@ -168,6 +179,12 @@ class ProcessExecutor:
             pool = cf.ProcessPoolExecutor(1, mp_context=context, initializer=_exit_with_parent, initargs=(os.getpid(),))
             self.pools[i] = pool
         return pool
+
+    def start(self, modules: Sequence[str]) -> None:
+        """Start every worker now, importing `modules` (a backend's WORKER_IMPORTS) while the
+        driver prepares the run; a failed import shows again in the first task that needs it."""
+        for i in range(self.workers):
+            self._pool(i).submit(import_modules, tuple(modules), self.threads)
 
     def map(self, workflow: Workflow, tasks: Sequence[EntityTask]) -> list[Any]:
         spec = self._spec(workflow)
@@ -251,7 +268,14 @@ def make_executor(
     if name == "sequential":
         return SequentialExecutor()
     if name == "process":
-        return ProcessExecutor(cfg.K, cfg.resources.threads, model_metrics)
+        from crossgen.backends.registry import get_backend
+
+        executor = ProcessExecutor(cfg.K, cfg.resources.threads, model_metrics)
+        backends = {cfg.model_for(k).backend for k in range(cfg.K)}
+        modules = {m for b in backends for m in getattr(get_backend(b), "WORKER_IMPORTS", ())}
+        if modules:
+            executor.start(sorted(modules))
+        return executor
     if name == "ray":
         return RayExecutor(cfg.resources.cpus, cfg.resources.gpus, cfg.resources.threads, address, model_metrics)
     raise InputError("--executor", name, "one of " + ", ".join(EXECUTORS))

@@ -62,6 +62,7 @@ class HFBackend:
 
     TEXT = True
     LOSS_LABEL = "cross-entropy, nats"
+    WORKER_IMPORTS = ("crossgen.backends.hf.model", "crossgen.backends.hf.train")  # torch, transformers: ~5 s
     STEPPED = True  # train() sees max_steps x batch x accumulation examples
 
     def __init__(self, model_cfg: ModelConfig, device: str = "auto", threads: Optional[int] = None):
