@@ -61,6 +61,16 @@ def test_process_workers_import_the_backend_before_their_first_task():
     linear.close()
 
 
+def test_a_closed_process_executor_starts_no_worker():
+    from crossgen.workflow.executors import ProcessExecutor
+
+    executor = ProcessExecutor(workers=2, threads=1)
+    executor.close()  # a run still going when another failed must not start new workers
+    with pytest.raises(RuntimeError, match="closed"):
+        executor.start(["json"])
+    assert executor.pools == [None, None]
+
+
 @pytest.fixture(scope="module")
 def linear(tmp_path_factory):
     """An uninterrupted sequential run of a small linear-backend config: (config, run directory).

@@ -131,7 +131,7 @@ def run_sharing_generation0(
             others = [pool.submit(start, i) for i in range(1, len(configs))]
             return [future.result() for future in [first, *others]]
         except BaseException:
-            executor.close()  # the other runs' queued tasks are cancelled: they stop with an error
+            executor.close()  # the other runs' queued tasks are cancelled and no new worker starts: they stop
             raise
 
 

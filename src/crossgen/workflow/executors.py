@@ -25,6 +25,7 @@ import functools
 import multiprocessing
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures.process import BrokenProcessPool
@@ -106,7 +107,6 @@ def import_modules(modules: Sequence[str], threads: Optional[int]) -> None:
 def _exit_with_parent(parent: int) -> None:
     """A worker whose driver died (kill -9) exits too, instead of waiting for work forever
     (and holding the driver's output pipes open)."""
-    import threading
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -158,6 +158,8 @@ class ProcessExecutor:
         self.threads = threads or max(1, (os.cpu_count() or 1) // self.workers)
         self.model_metrics = model_metrics
         self.pools: list[Optional[cf.Executor]] = [None] * self.workers
+        self.closed = False
+        self._lock = threading.Lock()  # runs side by side share the workers (experiment.py)
 
     def _spec(self, workflow: Workflow) -> WorkerSpec:
         gpus = 0
@@ -168,7 +170,12 @@ class ProcessExecutor:
         return WorkerSpec(str(workflow.store.root), config, self.model_metrics, self.threads, gpus)
 
     def _pool(self, k: int) -> cf.Executor:
-        i = k % self.workers
+        with self._lock:
+            return self._pool_locked(k % self.workers)
+
+    def _pool_locked(self, i: int) -> cf.Executor:
+        if self.closed:  # a run still going when another failed does not start new workers
+            raise RuntimeError("the process executor was closed")
         pool = self.pools[i]
         if pool is None:
             # The driver's own torch work (the embedding metrics, overlapping the workers' next
@@ -195,16 +202,19 @@ class ProcessExecutor:
             for task, future in zip(tasks, futures):
                 if isinstance(future.exception(), BrokenProcessPool):  # its worker died: a new one next time
                     i = task.k % self.workers
-                    pool, self.pools[i] = self.pools[i], None
+                    with self._lock:
+                        pool, self.pools[i] = self.pools[i], None
                     if pool is not None:
                         pool.shutdown(wait=True, cancel_futures=True)
             raise
 
     def close(self) -> None:
-        for i, pool in enumerate(self.pools):
+        with self._lock:
+            self.closed = True
+            pools, self.pools = self.pools, [None] * self.workers
+        for pool in pools:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
-                self.pools[i] = None
 
 
 class RayExecutor:
