@@ -24,7 +24,7 @@ from crossgen.workflow.executors import Executor, make_executor
 from crossgen.workflow.loop import ModelMetrics
 from crossgen.workflow.progress import Progress
 from crossgen.workflow.run import run_workflow
-from crossgen.workflow.store import RunStore
+from crossgen.workflow.store import MANIFEST, RunStore
 
 Hook = Callable[[RunStore, int], object]  # its return value is ignored
 
@@ -104,6 +104,9 @@ def run_sharing_generation0(
     computes its entity tasks does not change its numbers (`crossgen.workflow.executors`).
     A run directory that exists is resumed; `progress(i)` is run i's progress."""
 
+    side_by_side = executor.name != "sequential" and all(c.checkpoints != "latest" for c in configs)
+    turns = threading.Lock()
+
     def start(i: int) -> RunStore:
         source = dirs[0] if i and not Path(dirs[i]).exists() else None
         hook = _taking_turns(metrics_hook(configs[i]), turns) if side_by_side else None
@@ -117,17 +120,15 @@ def run_sharing_generation0(
             executor=executor,
         )
 
-    side_by_side = executor.name != "sequential" and all(c.checkpoints != "latest" for c in configs)
     if not side_by_side:
         return [start(i) for i in range(len(configs))]
-    turns = threading.Lock()
     with ThreadPoolExecutor(len(configs), thread_name_prefix="crossgen-run") as pool:
         try:
             first = pool.submit(start, 0)
             while not first.done() and not _generation0_complete(Path(dirs[0])):
                 time.sleep(0.2)
-            if first.done() and first.exception() is not None:
-                raise first.exception()  # type: ignore[misc]
+            if first.done():
+                first.result()  # raises its error: it failed before generation 0 was complete
             others = [pool.submit(start, i) for i in range(1, len(configs))]
             return [future.result() for future in [first, *others]]
         except BaseException:
@@ -136,8 +137,7 @@ def run_sharing_generation0(
 
 
 def _generation0_complete(run_dir: Path) -> bool:
-    store = RunStore(run_dir)
-    return (run_dir / "manifest.json").is_file() and store.is_complete(0)
+    return (run_dir / MANIFEST).is_file() and RunStore(run_dir).is_complete(0)
 
 
 def _taking_turns(hook: Optional[Hook], lock: threading.Lock) -> Optional[Hook]:

@@ -170,22 +170,22 @@ class ProcessExecutor:
         return WorkerSpec(str(workflow.store.root), config, self.model_metrics, self.threads, gpus)
 
     def _pool(self, k: int) -> cf.Executor:
-        with self._lock:
-            return self._pool_locked(k % self.workers)
-
-    def _pool_locked(self, i: int) -> cf.Executor:
-        if self.closed:  # a run still going when another failed does not start new workers
-            raise RuntimeError("the process executor was closed")
-        pool = self.pools[i]
-        if pool is None:
-            # The driver's own torch work (the embedding metrics, overlapping the workers' next
-            # generation: loop.py) gets the cores the workers leave, at least one.
-            limit_threads(max(1, (os.cpu_count() or 1) - self.workers * self.threads))
-            # spawn: a fork of a driver that has run torch can deadlock in its thread pools
-            context = multiprocessing.get_context("spawn")
-            pool = cf.ProcessPoolExecutor(1, mp_context=context, initializer=_exit_with_parent, initargs=(os.getpid(),))
-            self.pools[i] = pool
-        return pool
+        with self._lock:  # runs side by side (experiment.py) call this from several threads
+            if self.closed:  # a run still going when another failed does not start new workers
+                raise RuntimeError("the process executor was closed")
+            i = k % self.workers
+            pool = self.pools[i]
+            if pool is None:
+                # The driver's own torch work (the embedding metrics, overlapping the workers'
+                # next generation: loop.py) gets the cores the workers leave, at least one.
+                limit_threads(max(1, (os.cpu_count() or 1) - self.workers * self.threads))
+                # spawn: a fork of a driver that has run torch can deadlock in its thread pools
+                context = multiprocessing.get_context("spawn")
+                pool = cf.ProcessPoolExecutor(
+                    1, mp_context=context, initializer=_exit_with_parent, initargs=(os.getpid(),)
+                )
+                self.pools[i] = pool
+            return pool
 
     def start(self, modules: Sequence[str]) -> None:
         """Start every worker now, importing `modules` (a backend's WORKER_IMPORTS) while the
@@ -195,18 +195,21 @@ class ProcessExecutor:
 
     def map(self, workflow: Workflow, tasks: Sequence[EntityTask]) -> list[Any]:
         spec = self._spec(workflow)
-        futures = [self._pool(task.k).submit(run_entity_task, spec, task) for task in tasks]
+        pools = [self._pool(task.k) for task in tasks]
+        futures = [pool.submit(run_entity_task, spec, task) for pool, task in zip(pools, tasks)]
         try:
             return _gather(workflow, tasks, [f.result for f in futures])
         except EntityTaskError:
-            for task, future in zip(tasks, futures):
-                if isinstance(future.exception(), BrokenProcessPool):  # its worker died: a new one next time
-                    i = task.k % self.workers
-                    with self._lock:
-                        pool, self.pools[i] = self.pools[i], None
-                    if pool is not None:
-                        pool.shutdown(wait=True, cancel_futures=True)
+            for pool, future in zip(pools, futures):  # cancelled: by close(), its pool is gone already
+                if not future.cancelled() and isinstance(future.exception(), BrokenProcessPool):
+                    self._drop(pool)  # its worker died: a new one next time
             raise
+
+    def _drop(self, pool: cf.Executor) -> None:
+        """Forget a pool whose worker died; not one that another run has put in its place."""
+        with self._lock:
+            self.pools = [None if p is pool else p for p in self.pools]
+        pool.shutdown(wait=True, cancel_futures=True)
 
     def close(self) -> None:
         with self._lock:
