@@ -5,6 +5,7 @@ import copy
 import os
 import subprocess
 import sys
+from typing import Optional
 
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}  # a hub name fails at once, not after retries
 
@@ -45,6 +46,11 @@ def tiny_linear(K: int = 2, **changes) -> dict:
     }
     data.update(copy.deepcopy(changes))
     return data
+
+
+def environment_variable(name: str) -> Optional[str]:
+    """This process's value of `name` (run in a worker to see its environment)."""
+    return os.environ.get(name)
 
 
 def loaded_modules() -> set[str]:

@@ -10,7 +10,7 @@ import yaml
 
 pytest.importorskip("transformers")
 
-from helpers import crossgen, loaded_modules, tiny_linear
+from helpers import crossgen, environment_variable, loaded_modules, tiny_linear
 from test_workflow_hf import TINY
 
 # What must be bit-identical: the tables, a pool, and the last generation's weights.
@@ -46,16 +46,22 @@ def test_process_executor_writes_the_sequential_files(tmp_path, sequential):
     assert_same_files(tmp_path / "run", reference)
 
 
-def test_process_workers_import_the_backend_before_their_first_task():
+def test_process_workers_import_the_backend_before_their_first_task(monkeypatch):
     from crossgen.config import parse_config
     from crossgen.workflow.executors import make_executor
 
+    for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"):
+        monkeypatch.delenv(name, raising=False)  # not inherited: the worker sets glibc's malloc itself
     executor = make_executor("process", parse_config(TINY))
     try:  # a worker runs its tasks in order: the imports were its first
         loaded = [pool.submit(loaded_modules).result() for pool in executor.pools if pool is not None]
+        malloc = [
+            pool.submit(environment_variable, "MALLOC_MMAP_THRESHOLD_").result() for pool in executor.pools if pool
+        ]
     finally:
         executor.close()
     assert len(loaded) == 2 and all({"torch", "transformers", "crossgen.backends.hf.train"} <= m for m in loaded)
+    assert malloc == [str(64 << 20)] * 2  # crossgen.malloc.keep_freed_memory ran in each worker
     linear = make_executor("process", parse_config(tiny_linear()))
     assert linear.pools == [None, None]  # nothing to import: workers start with their first task
     linear.close()

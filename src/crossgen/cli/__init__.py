@@ -24,6 +24,7 @@ from crossgen import __version__
 from crossgen.cli import experiments, metrics, report, sweep, theory
 from crossgen.cli.common import stderr
 from crossgen.errors import EntityTaskError, InputError, StorageError
+from crossgen.malloc import keep_freed_memory
 
 app = typer.Typer(
     add_completion=False,
@@ -60,6 +61,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     Click handles usage errors itself (message and exit code 2); crossgen's own errors
     propagate out of it and are turned into one line here."""
+    keep_freed_memory()  # torch's freed tensors reused, not faulted in again: here and in children
     try:
         app(args=argv, prog_name="crossgen")
     except SystemExit as exc:

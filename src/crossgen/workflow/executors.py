@@ -35,6 +35,7 @@ from typing import Any, Optional
 
 from crossgen.config import RunConfig
 from crossgen.errors import EntityTaskError, InputError
+from crossgen.malloc import keep_freed_memory
 from crossgen.workflow.loop import EntityTask, ModelMetrics, Workflow
 from crossgen.workflow.run import build
 from crossgen.workflow.store import RunStore
@@ -84,6 +85,7 @@ def _workflow(spec: WorkerSpec) -> Workflow:
 
 def run_entity_task(spec: WorkerSpec, task: EntityTask) -> Any:
     """Run one entity task in this (worker) process."""
+    keep_freed_memory()  # a worker of a library call (not started by the CLI) or a Ray worker
     if spec.threads is not None:
         limit_threads(spec.threads)
     if spec.gpus > 1:  # the process executor: entity k on GPU k mod n (Ray sets CUDA_VISIBLE_DEVICES itself)
@@ -98,6 +100,7 @@ def import_modules(modules: Sequence[str], threads: Optional[int]) -> None:
     as torch reads it on import)."""
     import importlib
 
+    keep_freed_memory()
     if threads is not None:
         limit_threads(threads)
     for name in modules:
