@@ -9,7 +9,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "crossgen"
 
 # Lower layers never import higher ones. Same-layer imports are allowed but must not cycle.
 LAYERS = [
-    {"errors", "io", "__init__", "py"},
+    {"errors", "io", "malloc", "__init__", "py"},
     {"data", "mixture", "presets"},
     {"config"},
     {"theory", "tasks"},
