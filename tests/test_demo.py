@@ -2,6 +2,7 @@
 generation 0, and the report, whose path is the one line on standard output."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -82,3 +83,15 @@ def test_demo_rejects_bad_alphas(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip() == "error: invalid --alphas: 0,2 (allowed: comma-separated numbers in [0, 1])"
     assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux's SCHED_IDLE")
+def test_theory_figures_process_takes_only_idle_cores():
+    """The demo's theory figures run under SCHED_IDLE (a core nothing else wants), checked in a
+    child process (a policy cannot be raised back without privileges)."""
+    code = (
+        "import os; from crossgen.cli.experiments import _lowest_priority; _lowest_priority();"
+        "print(os.sched_getscheduler(0) == os.SCHED_IDLE)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"

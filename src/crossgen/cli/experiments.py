@@ -120,9 +120,9 @@ def demo(
 
 def _start_theory_figures(folder: Path, replicates: int):
     """Figures 2 and 4 in a process of their own, started now and joined before the report.
-    Their Monte Carlo is single-threaded numpy work (one BLAS thread) at a lower priority: it
-    takes what the language models leave of the cores (while one entity of generation 0
-    finishes training, say) instead of slowing them down."""
+    Their Monte Carlo is single-threaded numpy work (one BLAS thread) at the lowest priority
+    (`_lowest_priority`): it takes what the language models leave of the cores (while one
+    entity of generation 0 finishes training, say) instead of slowing them down."""
     import multiprocessing
 
     process = multiprocessing.get_context("spawn").Process(
@@ -133,18 +133,31 @@ def _start_theory_figures(folder: Path, replicates: int):
 
 
 def _theory_figures(folder: Path, replicates: int) -> None:
-    import os
+    _lowest_priority()  # before its imports too
 
     from threadpoolctl import threadpool_limits
 
     from crossgen.theory.figures import figure2, figure4
 
-    if hasattr(os, "nice"):  # POSIX
-        os.nice(10)
-
     with threadpool_limits(1):
         figure2(folder, replicates=replicates)
         figure4(folder, replicates=replicates)
+
+
+def _lowest_priority() -> None:
+    """This process runs only on a core nothing else wants (Linux's SCHED_IDLE: the start-up,
+    the end of generation 0 where one entity finishes first, the gaps between tasks), so its
+    CPU time is not taken from the language models; elsewhere nice 19."""
+    import os
+
+    if hasattr(os, "sched_setscheduler") and hasattr(os, "SCHED_IDLE"):
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+            return
+        except OSError:
+            pass
+    if hasattr(os, "nice"):  # POSIX
+        os.nice(19)
 
 
 def threads_note(cfg, executor: str = "sequential") -> Optional[str]:
