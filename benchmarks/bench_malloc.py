@@ -24,12 +24,10 @@ if sys.argv[1] == "tuned":
     from crossgen.malloc import keep_freed_memory
     keep_freed_memory()
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel
+sys.path.insert(0, sys.argv[3])
+from bench_step_kernels import model as preset_model  # the preset's model, built in one place
 torch.set_num_threads(1)
-torch.manual_seed(0)
-config = GPT2Config(n_layer=2, n_head=4, n_embd=128, n_positions=256, vocab_size=2048, resid_pdrop=0,
-                    embd_pdrop=0, attn_pdrop=0, activation_function="gelu_pytorch_tanh")
-model = GPT2LMHeadModel(config)
+model = preset_model("gelu_pytorch_tanh")
 opt = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)
 steps = int(sys.argv[2])
 def step(i):
@@ -50,7 +48,9 @@ print(json.dumps({"ms": (t1 - t0) / steps * 1e3, "user": r1.ru_utime - r0.ru_uti
 
 def run(mode: str, steps: int) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
-    out = subprocess.run([sys.executable, "-c", CHILD, mode, str(steps)], env=env, capture_output=True, text=True)
+    here = os.path.dirname(os.path.abspath(__file__))
+    argv = [sys.executable, "-c", CHILD, mode, str(steps), here]
+    out = subprocess.run(argv, env=env, capture_output=True, text=True)
     if out.returncode != 0:
         raise SystemExit(out.stderr[-2000:])
     return json.loads(out.stdout.strip().splitlines()[-1])

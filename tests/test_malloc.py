@@ -50,7 +50,10 @@ def _has_mallinfo2() -> bool:
     return hasattr(ctypes.CDLL(None), "mallinfo2")
 
 
-@pytest.mark.skipif(not _has_mallinfo2(), reason="glibc < 2.33 has no mallinfo2")
+needs_mallinfo2 = pytest.mark.skipif(not _has_mallinfo2(), reason="glibc < 2.33 has no mallinfo2")
+
+
+@needs_mallinfo2
 def test_large_blocks_come_from_the_heap_once_set():
     default = _probe("none")
     assert default["mmapped"] == 1  # glibc's default: 8 MiB is far above the 128 KiB threshold
@@ -64,7 +67,7 @@ def test_large_blocks_come_from_the_heap_once_set():
     assert tuned["env"] == {"MALLOC_MMAP_THRESHOLD_": str(64 << 20), "MALLOC_TRIM_THRESHOLD_": str(128 << 20)}
 
 
-@pytest.mark.skipif(not _has_mallinfo2(), reason="glibc < 2.33 has no mallinfo2")
+@needs_mallinfo2
 def test_the_users_own_setting_wins():
     mine = _probe("call", MALLOC_MMAP_THRESHOLD_="1048576")
     assert mine["applied"] == ["MALLOC_TRIM_THRESHOLD_"]
@@ -72,7 +75,7 @@ def test_the_users_own_setting_wins():
     assert mine["mmapped"] == 1  # 8 MiB is above the user's 1 MiB: still mmapped
 
 
-@pytest.mark.skipif(not _has_mallinfo2(), reason="glibc < 2.33 has no mallinfo2")
+@needs_mallinfo2
 def test_a_child_of_the_cli_inherits_the_setting():
     """The crossgen CLI applies it when it starts (main); a process it spawns (workers, the theory
     figures) gets it through the environment."""
