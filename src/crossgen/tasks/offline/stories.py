@@ -1,8 +1,9 @@
 """offline_stories: short templated fairy-tale passages (a BookCorpus stand-in, public data).
 
-A story has five sentences: who lives where, a daily routine, a find, what came of it, an
-ending. The character fixes the place and the routine, the find fixes what follows, so a
-continuation is predictable from its beginning. Passages are about 40 words; the prompt is
+A story has three sentences: who lives where, a find, what came of it. The character fixes
+the place and the find fixes what follows, so part of a continuation is predictable from its
+beginning. Passages are about 25 words (five sentences and ~40 words until 2026-12-07: the
+shorter passages make every step on D* ~40% cheaper, the CPU demo's main cost); the prompt is
 the first PROMPT_WORDS words and the answer " " + the rest, as for BookCorpus. Test stories do
 not occur in the train split.
 """
@@ -21,40 +22,20 @@ from crossgen.tasks.registry import register_task
 NAME = "offline_stories"
 PROMPT_WORDS = 10
 
-# character: (home, routines, fixed pronoun or None)
+# character: (home, fixed pronoun or None)
 CHARACTERS = {
-    "sailor": ("the harbor", ("mended torn sails", "watched the grey tide", "scrubbed the wooden deck"), None),
-    "miller": (
-        "the old mill",
-        ("ground wheat into flour", "turned the heavy millstone", "carried sacks of flour"),
-        None,
-    ),
-    "weaver": ("the narrow lane", ("wove colorful cloth", "spun wool into thread", "dyed yarn deep blue"), None),
-    "shepherd": (
-        "the green hills",
-        ("led the flock over the hills", "played a wooden flute", "counted the sheep at dusk"),
-        None,
-    ),
-    "knight": ("the castle", ("polished a silver sword", "rode a grey horse", "guarded the castle gate"), None),
-    "queen": (
-        "the palace",
-        ("walked in the palace garden", "wrote letters to distant lands", "listened to her advisers"),
-        "she",
-    ),
-    "potter": ("the riverbank", ("shaped clay into jugs", "fired bowls in the kiln", "painted pots with roses"), None),
-    "blacksmith": ("the forge", ("beat glowing horseshoes", "stoked the roaring fire", "sharpened old axes"), None),
-    "gardener": (
-        "the orchard",
-        ("planted roses along the wall", "pulled weeds from the beds", "trimmed the tall hedges"),
-        None,
-    ),
-    "innkeeper": (
-        "the crossroads",
-        ("poured cider for travelers", "swept the dusty floor", "lit candles in every window"),
-        None,
-    ),
-    "baker": ("the bakery", ("baked warm loaves", "kneaded dough before dawn", "sold sweet buns"), None),
-    "tailor": ("the market square", ("stitched fine coats", "threaded a tiny needle", "sewed velvet gowns"), None),
+    "sailor": ("the harbor", None),
+    "miller": ("the old mill", None),
+    "weaver": ("the narrow lane", None),
+    "shepherd": ("the green hills", None),
+    "knight": ("the castle", None),
+    "queen": ("the palace", "she"),
+    "potter": ("the riverbank", None),
+    "blacksmith": ("the forge", None),
+    "gardener": ("the orchard", None),
+    "innkeeper": ("the crossroads", None),
+    "baker": ("the bakery", None),
+    "tailor": ("the market square", None),
 }
 ADJECTIVES = ("old", "young", "brave", "clever", "tired", "wise", "cheerful", "humble", "lonely", "gentle")
 OPENERS = (
@@ -63,7 +44,6 @@ OPENERS = (
     "There was once {a_adj} {who} who lived near {home}.",
     "In a distant kingdom, {a_adj} {who} lived near {home}.",
 )
-ROUTINES = ("Every morning, {he} {act}.", "Day after day, {he} {act}.", "Every evening, {he} {act}.")
 TIMES = ("evening", "winter night", "stormy day", "foggy dawn", "summer night")
 # what was found: what came of it
 FINDS = {
@@ -75,30 +55,22 @@ FINDS = {
     "a lost traveler": "{He} shared supper with the weary stranger.",
     "a silver ring": "{He} returned it to its grateful owner.",
 }
-ENDINGS = (
-    "From that day on, the {who} {act} with a happy smile.",
-    "After that, the {who} never forgot that {time}.",
-    "And the {who} {act} for many years.",
-)
 PRONOUNS = {"he": ("he", "him"), "she": ("she", "her")}
 
 
 def story(rng: random.Random) -> str:
     who = rng.choice(tuple(CHARACTERS))
-    home, routines, fixed = CHARACTERS[who]
+    home, fixed = CHARACTERS[who]
     he, him = PRONOUNS[fixed or rng.choice(("he", "she"))]
-    act, later = rng.sample(routines, 2)
     time = rng.choice(TIMES)
     found = rng.choice(tuple(FINDS))
     adj = rng.choice(ADJECTIVES)
     a_adj = ("an " if adj[0] in "aeiou" else "a ") + adj
-    words = dict(a_adj=a_adj, who=who, home=home, act=act, he=he, He=capitalize(he), him=him, time=time)
+    words = dict(a_adj=a_adj, who=who, home=home, he=he, He=capitalize(he), him=him)
     sentences = [
         rng.choice(OPENERS).format(**words),
-        rng.choice(ROUTINES).format(**words),
         f"One {time}, {he} found {found}.",
         FINDS[found].format(**words),
-        rng.choice(ENDINGS).format(**{**words, "act": later}),
     ]
     return " ".join(sentences)
 
