@@ -23,6 +23,7 @@ files exist; resuming redoes whatever of an incomplete generation is missing.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import platform
@@ -54,6 +55,10 @@ class RunStore:
 
     def __init__(self, root: Path):
         self.root = Path(root)
+        # parsed gen_*/<table>.csv by path, with the (inode, mtime, size) they were read at: a
+        # file is only ever replaced whole (a new inode), so a match is the same content, and
+        # each generation's refresh reads only the files that are new (not every one again)
+        self._parsed: dict[Path, tuple[tuple[int, int, int], pd.DataFrame]] = {}
 
     # -- creation / resumption -------------------------------------------------------
     @classmethod
@@ -174,8 +179,16 @@ class RunStore:
             paths = [p for g in gens for p in sorted((self.gen_dir(g) / METRICS).glob("*.csv"))]
         else:
             paths = [p for g in gens if (p := self.gen_dir(g) / f"{name}.csv").is_file()]
-        frames = [f for f in map(pd.read_csv, paths) if not f.empty]
+        frames = [f for f in map(self._read_table, paths) if not f.empty]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    def _read_table(self, path: Path) -> pd.DataFrame:
+        stat = path.stat()
+        key = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        cached = self._parsed.get(path)
+        if cached is None or cached[0] != key:
+            cached = self._parsed[path] = (key, pd.read_csv(path))
+        return cached[1]
 
     def refresh_tables(self, names: Iterable[str] = TABLES) -> None:
         for name in names:
@@ -198,6 +211,11 @@ def _new_manifest(cfg: RunConfig) -> dict:
 
 
 def _versions() -> dict:
+    return dict(_installed_versions())
+
+
+@functools.cache  # read once per process: importlib.metadata scans site-packages each call
+def _installed_versions() -> dict:
     from importlib import metadata
 
     versions = {"python": platform.python_version()}
