@@ -74,6 +74,31 @@ def test_cli_reports_a_failed_write_in_one_line_with_exit_1(tmp_path, monkeypatc
     assert err[0].endswith(": Permission denied (the previous content is unchanged)")
 
 
+@pytest.mark.parametrize("setting, flushed", [("1", 4), ("0", 0)])
+def test_writes_are_flushed_unless_crossgen_fsync_is_0(tmp_path, monkeypatch, setting, flushed):
+    """The test suite runs with CROSSGEN_FSYNC=0 (conftest); a run's writes flush the file and
+    its folder by default, and the same bytes land either way."""
+    calls = []
+    monkeypatch.setattr(os, "fsync", lambda fd: calls.append(fd))
+    monkeypatch.setenv("CROSSGEN_FSYNC", setting)
+    write_text(tmp_path / "a.txt", "same\n")
+    with atomic_path(tmp_path / "model") as tmp:
+        tmp.mkdir()
+        (tmp / "w").write_text("x")
+    assert len(calls) == flushed  # the file and its folder, then the new folder's file and its parent
+    assert (tmp_path / "a.txt").read_text() == "same\n" and (tmp_path / "model" / "w").read_text() == "x"
+
+
+def test_a_bad_crossgen_fsync_is_refused_in_one_line_before_anything_is_written(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CROSSGEN_FSYNC", "yes")
+    code = main(["theory", "figure2", "--out", str(tmp_path / "figs"), "--replicates", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    allowed = "1 (flush every write to the disk, the default) or 0 (skip the flushes)"
+    assert err == [f"error: invalid CROSSGEN_FSYNC: yes (allowed: {allowed})"]
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_atomic_path_removes_its_temporary_on_a_failed_directory_write(tmp_path):
     with pytest.raises(ValueError), atomic_path(tmp_path / "model") as tmp:
         tmp.mkdir()

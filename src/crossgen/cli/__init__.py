@@ -24,6 +24,7 @@ from crossgen import __version__
 from crossgen.cli import experiments, metrics, report, sweep, theory
 from crossgen.cli.common import stderr
 from crossgen.errors import EntityTaskError, InputError, StorageError
+from crossgen.io import durable
 from crossgen.malloc import keep_freed_memory
 
 app = typer.Typer(
@@ -63,6 +64,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     propagate out of it and are turned into one line here."""
     keep_freed_memory()  # torch's freed tensors reused, not faulted in again: here and in children
     try:
+        durable()  # a bad CROSSGEN_FSYNC is refused before any command starts
         app(args=argv, prog_name="crossgen")
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
