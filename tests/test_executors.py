@@ -28,7 +28,7 @@ def sequential(tmp_path_factory):
     root = tmp_path_factory.mktemp("executors")
     config = root / "tiny.yaml"
     config.write_text(yaml.safe_dump(TINY))
-    done = crossgen("run", str(config), "--out", str(root / "sequential"))
+    done = crossgen("run", "--no-report", str(config), "--out", str(root / "sequential"))
     assert done.returncode == 0, done.stderr[-2000:]
     return config, root / "sequential"
 
@@ -40,7 +40,7 @@ def assert_same_files(got, want):
 
 def test_process_executor_writes_the_sequential_files(tmp_path, sequential):
     config, reference = sequential
-    run = crossgen("run", str(config), "--out", str(tmp_path / "run"), "--executor", "process")
+    run = crossgen("run", "--no-report", str(config), "--out", str(tmp_path / "run"), "--executor", "process")
     assert run.returncode == 0, run.stderr[-2000:]
     assert "2 worker processes, 1 CPU threads each" in run.stderr
     assert_same_files(tmp_path / "run", reference)
@@ -84,7 +84,7 @@ def linear(tmp_path_factory):
     root = tmp_path_factory.mktemp("linear")
     config = root / "linear.yaml"
     config.write_text(yaml.safe_dump(tiny_linear(generations=2, resources={"threads": 1})))
-    done = crossgen("run", str(config), "--out", str(root / "sequential"))
+    done = crossgen("run", "--no-report", str(config), "--out", str(root / "sequential"))
     assert done.returncode == 0, done.stderr[-2000:]
     return config, root / "sequential"
 
@@ -105,7 +105,7 @@ def test_a_worker_killed_fails_its_entity_and_the_run_resumes_to_the_same_files(
     error = killed.stderr.strip().splitlines()[-1]
     assert error.startswith("error: generation 1, entity e1: update failed: BrokenProcessPool"), error
     assert (tmp_path / "run" / "gen_001" / "models" / "e0").is_dir()  # the other entity's worker lived on
-    resumed = crossgen("run", str(config), "--out", out, "--executor", "process", "--resume")
+    resumed = crossgen("run", "--no-report", str(config), "--out", out, "--executor", "process", "--resume")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert_same_linear_files(tmp_path / "run", reference)
 
@@ -117,7 +117,7 @@ def test_the_driver_killed_between_phases_resumes_to_the_same_files(tmp_path, li
         "run", str(config), "--out", out, "--executor", "process", env={"CROSSGEN_KILL_AT": "gen1.losses"}
     )
     assert killed.returncode == -9
-    resumed = crossgen("run", str(config), "--out", out, "--resume")  # and on another executor
+    resumed = crossgen("run", "--no-report", str(config), "--out", out, "--resume")  # and on another executor
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert_same_linear_files(tmp_path / "run", reference)
 
@@ -125,7 +125,7 @@ def test_the_driver_killed_between_phases_resumes_to_the_same_files(tmp_path, li
 def test_ray_executor_writes_the_sequential_files(tmp_path, sequential):
     pytest.importorskip("ray")
     config, reference = sequential
-    run = crossgen("run", str(config), "--out", str(tmp_path / "run"), "--executor", "ray")
+    run = crossgen("run", "--no-report", str(config), "--out", str(tmp_path / "run"), "--executor", "ray")
     assert run.returncode == 0, run.stderr[-2000:]
     assert_same_files(tmp_path / "run", reference)
 

@@ -68,8 +68,9 @@ def test_hf_run_killed_and_resumed_equals_uninterrupted(tmp_path, reference, poi
     config, ref_dir = reference
     killed = crossgen("run", str(config), "--out", str(tmp_path / "run"), env={"CROSSGEN_KILL_AT": point})
     assert killed.returncode == -9
-    resumed = crossgen("run", str(config), "--out", str(tmp_path / "run"), "--resume")
+    resumed = crossgen("run", "--no-report", str(config), "--out", str(tmp_path / "run"), "--resume")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert (ref_dir / "report.html").is_file() and not (tmp_path / "run" / "report.html").exists()  # --no-report
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "run" / "losses.csv"), pd.read_csv(ref_dir / "losses.csv"))
     ref_pool = (ref_dir / "gen_002" / "pool" / "science.jsonl").read_text()
     assert (tmp_path / "run" / "gen_002" / "pool" / "science.jsonl").read_text() == ref_pool

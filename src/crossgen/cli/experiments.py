@@ -31,12 +31,14 @@ def run(
     ray_address: Optional[str] = typer.Option(
         None, "--ray-address", help="Ray cluster to join with --executor ray (default: RAY_ADDRESS, else local)"
     ),
+    report: bool = typer.Option(
+        True, "--report/--no-report", help="write DIR/report.html at the end (`crossgen report` can write it later)"
+    ),
 ) -> None:
     """Run the interactive training workflow of one config into a run directory."""
     from crossgen.config import load_config
     from crossgen.experiment import run_experiment
     from crossgen.presets import resolve_config
-    from crossgen.report import write_run_report
     from crossgen.workflow.progress import RichProgress
 
     cfg = load_config(resolve_config(config), parse_overrides(overrides))
@@ -50,7 +52,10 @@ def run(
         executor=executor,
         ray_address=ray_address,
     )
-    write_run_report([store.root], store.root / "report.html")
+    if report:
+        from crossgen.report import write_run_report
+
+        write_run_report([store.root], store.root / "report.html")
     stderr.print(f"run finished in {time.perf_counter() - started:.1f} s")
     stdout.print(str(store.root))
 
