@@ -10,6 +10,7 @@ numbers is a change of crossgen's results, and the commit should say why.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import tempfile
@@ -72,11 +73,19 @@ def stored_config(pins: dict, name: str) -> dict:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description="write tests/pinned/pinned_runs.json")
+    parser.add_argument(
+        "--rerun",
+        nargs="+",
+        choices=["cpu", "linear"],
+        help="re-run these pins from their stored configs (a deliberate change of the results, the data say)",
+    )
+    args = parser.parse_args()
     target = HERE / "pinned_runs.json"
     with tempfile.TemporaryDirectory() as tmp:
-        if sys.argv[1:2] == ["--rerun"]:  # a deliberate change of the results (the data, say): same configs
+        if args.rerun:
             pins = json.loads(target.read_text())
-            for name in sys.argv[2:]:
+            for name in args.rerun:
                 pins[name] = run(stored_config(pins, name), Path(tmp) / name)
         else:
             configs = {"cpu": resolved("cpu", CPU), "linear": resolved("linear", LINEAR)}
