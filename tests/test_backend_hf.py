@@ -330,7 +330,8 @@ def test_bad_weights_are_input_errors(fresh):
 def test_generate_shape_and_seeds(trained):
     model = trained[0]
     prompts = [e.prompt for e in corpus()[:6]]
-    cfg = GenerationConfig(max_new_tokens=12, temperature=1.0, batch_size=4)
+    # a hot temperature: the trained model is nearly sure of each answer at 1.0
+    cfg = GenerationConfig(max_new_tokens=12, temperature=2.0, batch_size=4)
     a = model.generate(prompts, cfg, seed=0)
     assert len(a) == len(prompts) and all(isinstance(x, str) for x in a)
     assert all(not x.startswith(p) for x, p in zip(a, prompts))
@@ -342,6 +343,72 @@ def test_generate_shape_and_seeds(trained):
     torch.manual_seed(123)
     model.generate(prompts[:1], cfg, seed=9)
     assert torch.equal(torch.rand(1), x)
+
+
+def chi_square_p(counts: dict, probs: dict, n: int) -> float:
+    """Goodness-of-fit p-value of `counts` (n draws) against `probs`; cells expected below 5
+    draws are pooled into one."""
+    from scipy.stats import chisquare
+
+    big = [k for k in probs if probs[k] * n >= 5]
+    observed = [counts.get(k, 0) for k in big] + [n - sum(counts.get(k, 0) for k in big)]
+    expected = [probs[k] * n for k in big] + [n * (1 - sum(probs[k] for k in big))]
+    if expected[-1] < 1e-9:
+        observed, expected = observed[:-1], expected[:-1]
+    return float(chisquare(observed, expected).pvalue)
+
+
+@pytest.mark.parametrize(
+    ("temperature", "top_p", "probs"),
+    [
+        # softmax([2, 1, 0, -1]); the fifth token has probability 0 (-inf)
+        (1.0, 1.0, [0.6439142598879722, 0.23688281808991013, 0.08714431874203257, 0.03205860328008499, 0.0]),
+        # softmax(2 * logits) = [0.8668, 0.1173, 0.0159, 0.0021]: top-p 0.9 keeps the first two
+        (0.5, 0.9, [0.8807970779778823, 0.11920292202211755, 0.0, 0.0, 0.0]),
+    ],
+)
+def test_inverse_cdf_sampling_draws_from_the_warped_softmax(temperature, top_p, probs):
+    from crossgen.backends.hf.sampling import sampling_processors
+
+    n = 40_000
+    logits = torch.tensor([[2.0, 1.0, 0.0, -1.0, float("-inf")]]).repeat(n, 1)
+    torch.manual_seed(0)
+    out = sampling_processors(temperature, top_p)(torch.zeros((n, 1), dtype=torch.long), logits)
+    assert torch.isfinite(out).sum(dim=1).eq(1).all() and out.max() == 0  # one finite score a row
+    tokens = out.argmax(dim=1)
+    counts = dict(zip(*torch.unique(tokens, return_counts=True)))
+    counts = {int(k): int(v) for k, v in counts.items()}
+    assert all(counts.get(k, 0) == 0 for k, p in enumerate(probs) if p == 0)  # never a token of probability 0
+    assert chi_square_p(counts, dict(enumerate(probs)), n) > 1e-3
+
+
+@pytest.mark.parametrize("source", ["trained", "llama-with-sampling-defaults"])
+def test_sampled_first_tokens_follow_the_models_next_token_distribution(source, trained, tmp_path):
+    if source == "trained":
+        model = trained[0]
+    else:  # Llama 3.2's generation_config.json samples at 0.6 with top-p 0.9: the run's settings win
+        from transformers import GenerationConfig as HubGenerationConfig
+
+        tiny_pretrained("llama", tmp_path)
+        HubGenerationConfig(do_sample=True, temperature=0.6, top_p=0.9).save_pretrained(tmp_path)
+        model = HFBackend(ModelConfig(backend="hf", name_or_path=str(tmp_path)), device="cpu").initial_model([], 0)
+    prompt, temperature, n = "Q: red and", 1.5, 4000
+    ids = torch.tensor([model.encode_prompts([prompt])[0]])
+    with torch.no_grad():
+        p = torch.softmax(model.model(input_ids=ids).logits[0, -1].double() / temperature, dim=-1)
+    probs: dict = {}
+    eos, decode = model.tokenizer.eos_token_id, model.tokenizer.decode
+    for token, q in enumerate(p.tolist()):  # generate returns text: pool the tokens by their text
+        text = "" if token == eos else decode([token], skip_special_tokens=True)
+        probs[text] = probs.get(text, 0.0) + q
+    cfg = GenerationConfig(max_new_tokens=1, temperature=temperature, batch_size=n)
+    out = model.generate([prompt] * n, cfg, seed=0)
+    counts: dict = {}
+    for text in out:
+        counts[text] = counts.get(text, 0) + 1
+    assert set(counts) <= set(probs)
+    assert len(counts) >= 5  # a spread distribution, not one token
+    assert chi_square_p(counts, probs, n) > 1e-3
 
 
 def test_greedy_is_deterministic_and_learnt(trained):

@@ -33,6 +33,7 @@ import torch
 
 from crossgen.backends.base import ProgressFn, Score, TrainStats
 from crossgen.backends.hf.logging import quiet_transformers
+from crossgen.backends.hf.sampling import sampling_processors
 from crossgen.data import Example
 from crossgen.errors import InputError
 from crossgen.io import atomic_path
@@ -165,8 +166,9 @@ class HFModel:
         Prompts are sorted by token length into batches of cfg.batch_size and left
         padded; decoding uses the KV cache. temperature 0 is greedy; otherwise sampling
         with temperature and top_p over the full vocabulary (top_k disabled, unlike
-        transformers' default of 50). The torch RNG is seeded with `seed` inside a forked
-        RNG state, so the caller's global RNG is untouched.
+        transformers' default of 50), one inverse-CDF draw per token (sampling.py). The
+        torch RNG is seeded with `seed` inside a forked RNG state, so the caller's global
+        RNG is untouched.
         """
         if not prompts:
             return []
@@ -177,11 +179,12 @@ class HFModel:
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         eos = self.tokenizer.eos_token_id
         pad = _pad_id(self.tokenizer)
-        kwargs: dict[str, Any] = dict(max_new_tokens=new, pad_token_id=pad, eos_token_id=eos, use_cache=True)
+        # greedy decoding; when sampling, of the token that the last logits processor drew
+        kwargs: dict[str, Any] = dict(
+            max_new_tokens=new, pad_token_id=pad, eos_token_id=eos, use_cache=True, do_sample=False, num_beams=1
+        )
         if cfg.temperature > 0:
-            kwargs.update(do_sample=True, temperature=float(cfg.temperature), top_p=float(cfg.top_p), top_k=0)
-        else:
-            kwargs.update(do_sample=False, num_beams=1)
+            kwargs["logits_processor"] = sampling_processors(float(cfg.temperature), float(cfg.top_p))
         out: list[Optional[str]] = [None] * len(ids)
         devices = [torch.device(self.device)] if self.device.startswith("cuda") else []
         # quiet: transformers warns about padding when a batch needs no attention mask and a
