@@ -38,8 +38,9 @@ case "$cmd" in
   setup) ;;
   lint)  lint ;;
   # two test workers (pytest-xdist; a file's tests stay together, sharing its fixtures), one
-  # torch thread each: two processes with two threads each on two cores run three times slower
-  test)  lint && OMP_NUM_THREADS=1 exec "$VENV/bin/python" -m pytest -n 2 --dist loadfile "$@" ;;
+  # torch thread each: two processes with two threads each on two cores run three times slower;
+  # files are handed out slowest first, in the order tests/conftest.py collects them
+  test)  lint && OMP_NUM_THREADS=1 exec "$VENV/bin/python" -m pytest -n 2 --dist loadfile --no-loadscope-reorder "$@" ;;
   demo)  exec "$VENV/bin/crossgen" demo "$@" ;;
   *)     exec "$VENV/bin/crossgen" "$cmd" "$@" ;;
 esac

@@ -1,5 +1,6 @@
 """Shared test pieces: the smallest linear-backend run config (runs in well under a second),
-and the `crossgen` command run in a subprocess or in this process."""
+and the `crossgen` command run in a subprocess or in this process (a killed run needs its own
+process; the uninterrupted run it is compared with does not)."""
 
 import copy
 import os
@@ -18,6 +19,14 @@ def crossgen(*args: str, env=None) -> subprocess.CompletedProcess:
         text=True,
         env={**os.environ, **OFFLINE, **(env or {})},
     )
+
+
+def crossgen_here(*args: str) -> int:
+    """`crossgen ARGS` in this process, its exit code: for runs that need no fresh process (an
+    uninterrupted reference), without a second start-up (torch and transformers stay imported)."""
+    from crossgen.cli import main
+
+    return main(list(args))
 
 
 def run_cli(capsys, *args: str) -> tuple:

@@ -10,7 +10,7 @@ import yaml
 
 pytest.importorskip("transformers")
 
-from helpers import crossgen, environment_variable, loaded_modules, tiny_linear
+from helpers import crossgen, crossgen_here, environment_variable, loaded_modules, run_cli, tiny_linear
 from test_workflow_hf import TINY
 
 # What must be bit-identical: the tables, a pool, and the last generation's weights.
@@ -28,8 +28,7 @@ def sequential(tmp_path_factory):
     root = tmp_path_factory.mktemp("executors")
     config = root / "tiny.yaml"
     config.write_text(yaml.safe_dump(TINY))
-    done = crossgen("run", "--no-report", str(config), "--out", str(root / "sequential"))
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert crossgen_here("run", "--no-report", str(config), "--out", str(root / "sequential")) == 0
     return config, root / "sequential"
 
 
@@ -38,11 +37,13 @@ def assert_same_files(got, want):
         assert (got / name).read_bytes() == (want / name).read_bytes(), name
 
 
-def test_process_executor_writes_the_sequential_files(tmp_path, sequential):
+def test_process_executor_writes_the_sequential_files(tmp_path, sequential, capsys):
     config, reference = sequential
-    run = crossgen("run", "--no-report", str(config), "--out", str(tmp_path / "run"), "--executor", "process")
-    assert run.returncode == 0, run.stderr[-2000:]
-    assert "2 worker processes, 1 CPU threads each" in run.stderr
+    code, _, err = run_cli(
+        capsys, "run", "--no-report", str(config), "--out", str(tmp_path / "run"), "--executor", "process"
+    )
+    assert code == 0, err[-2000:]
+    assert "2 worker processes, 1 CPU threads each" in err
     assert_same_files(tmp_path / "run", reference)
 
 
@@ -84,8 +85,7 @@ def linear(tmp_path_factory):
     root = tmp_path_factory.mktemp("linear")
     config = root / "linear.yaml"
     config.write_text(yaml.safe_dump(tiny_linear(generations=2, resources={"threads": 1})))
-    done = crossgen("run", "--no-report", str(config), "--out", str(root / "sequential"))
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert crossgen_here("run", "--no-report", str(config), "--out", str(root / "sequential")) == 0
     return config, root / "sequential"
 
 

@@ -7,6 +7,9 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
+
+from helpers import crossgen_here
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
@@ -16,41 +19,44 @@ def _run(out, *extra, **env):
     return subprocess.run(args, capture_output=True, text=True, env={**ENV, **env})
 
 
+def _resume(out, *extra):
+    """Resume a run in this process (only a killed run needs a process of its own)."""
+    return crossgen_here("run", "linear", "--out", str(out), "--set", "generations=3", *extra, "--resume")
+
+
+@pytest.fixture(scope="module")
+def every(tmp_path_factory):
+    """The run with every checkpoint kept, uninterrupted, in this process."""
+    out = tmp_path_factory.mktemp("retention") / "all"
+    assert crossgen_here("run", "linear", "--out", str(out), "--set", "generations=3") == 0
+    return out
+
+
 def _models(root):
     return sorted(p.parent.name for p in root.glob("gen_*/models"))
 
 
-def test_needed_keeps_generation_0_and_the_newest_and_resumes_exactly(tmp_path):
-    every = _run(tmp_path / "all")
-    assert every.returncode == 0, every.stderr
-    assert _models(tmp_path / "all") == ["gen_000", "gen_001", "gen_002", "gen_003"]
+def test_needed_keeps_generation_0_and_the_newest_and_resumes_exactly(tmp_path, every):
+    assert _models(every) == ["gen_000", "gen_001", "gen_002", "gen_003"]
 
     killed = _run(tmp_path / "lean", "--set", "checkpoints=needed", CROSSGEN_KILL_AT="gen2.complete")
     assert killed.returncode == -signal.SIGKILL
     assert _models(tmp_path / "lean") == ["gen_000", "gen_002"]
-    resumed = _run(tmp_path / "lean", "--set", "checkpoints=needed", "--resume")
-    assert resumed.returncode == 0, resumed.stderr
+    assert _resume(tmp_path / "lean", "--set", "checkpoints=needed") == 0
     assert _models(tmp_path / "lean") == ["gen_000", "gen_003"]
-    pd.testing.assert_frame_equal(
-        pd.read_csv(tmp_path / "lean" / "losses.csv"), pd.read_csv(tmp_path / "all" / "losses.csv")
-    )
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "lean" / "losses.csv"), pd.read_csv(every / "losses.csv"))
 
 
-def test_latest_keeps_only_the_newest_and_resumes_exactly(tmp_path):
-    every = _run(tmp_path / "all")
-    assert every.returncode == 0, every.stderr
+def test_latest_keeps_only_the_newest_and_resumes_exactly(tmp_path, every):
     killed = _run(tmp_path / "latest", "--set", "checkpoints=latest", CROSSGEN_KILL_AT="gen2.complete")
     assert killed.returncode == -signal.SIGKILL
     assert _models(tmp_path / "latest") == ["gen_002"]
-    resumed = _run(tmp_path / "latest", "--set", "checkpoints=latest", "--resume")
-    assert resumed.returncode == 0, resumed.stderr
+    assert _resume(tmp_path / "latest", "--set", "checkpoints=latest") == 0
     assert _models(tmp_path / "latest") == ["gen_003"]
-    pd.testing.assert_frame_equal(
-        pd.read_csv(tmp_path / "latest" / "losses.csv"), pd.read_csv(tmp_path / "all" / "losses.csv")
-    )
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "latest" / "losses.csv"), pd.read_csv(every / "losses.csv"))
 
 
-def test_an_entity_s_previous_checkpoint_goes_as_soon_as_its_new_one_is_written(tmp_path):
+def test_an_entity_s_previous_checkpoint_goes_as_soon_as_its_new_one_is_written(tmp_path, every):
     """Sequential executor: after the first entity's update of generation 2, its generation-1
     model is gone while the second entity's is still there (peak disk: K + 1 models, not 2K)."""
     out = tmp_path / "run"
@@ -58,10 +64,8 @@ def test_an_entity_s_previous_checkpoint_goes_as_soon_as_its_new_one_is_written(
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     left = sorted(str(p.relative_to(out)) for p in out.glob("gen_*/models/*"))
     assert left == [f"gen_001/models/entity{k}" for k in (1, 2, 3)] + ["gen_002/models/entity0"]
-    resumed = _run(out, "--set", "checkpoints=latest", "--resume")
-    assert resumed.returncode == 0, resumed.stderr
-    assert _run(tmp_path / "all").returncode == 0
-    pd.testing.assert_frame_equal(pd.read_csv(out / "losses.csv"), pd.read_csv(tmp_path / "all" / "losses.csv"))
+    assert _resume(out, "--set", "checkpoints=latest") == 0
+    pd.testing.assert_frame_equal(pd.read_csv(out / "losses.csv"), pd.read_csv(every / "losses.csv"))
 
 
 def test_latest_is_refused_where_generation_0_is_the_reference_model(tmp_path):
@@ -82,8 +86,6 @@ def test_latest_is_refused_where_generation_0_is_the_reference_model(tmp_path):
 
 
 def test_a_run_that_deleted_its_generation_0_cannot_lend_it(tmp_path):
-    import pytest
-
     from crossgen.config import parse_config
     from crossgen.errors import InputError
     from crossgen.workflow.run import run_workflow

@@ -17,7 +17,7 @@ from crossgen.experiment import run_experiment
 from crossgen.io import read_jsonl
 from crossgen.presets import resolve_config
 from crossgen.workflow.store import RunStore
-from helpers import tiny_linear
+from helpers import crossgen_here, tiny_linear
 
 SMALL = tiny_linear(
     name="small-linear",
@@ -75,29 +75,34 @@ def test_resume_continues_and_skips_complete_generations(tmp_path):
     pd.testing.assert_frame_equal(pd.read_csv(resumed.root / "losses.csv"), pd.read_csv(full.root / "losses.csv"))
 
 
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """SMALL run without interruption, in this process: (config path, run directory)."""
+    import yaml
+
+    root = tmp_path_factory.mktemp("uninterrupted")
+    config = root / "cfg.yaml"
+    config.write_text(yaml.safe_dump(SMALL))
+    assert crossgen_here("run", str(config), "--out", str(root / "ref")) == 0
+    return config, root / "ref"
+
+
 @pytest.mark.parametrize(
     "point", ["initial", "gen0.train.e1", "gen1.pool.e0", "gen2.train.e0", "gen2.losses", "gen3.complete"]
 )
-def test_kill_minus_9_then_resume_gives_identical_numbers(tmp_path, point):
-    """SIGKILL the CLI at a named point, resume, compare with an uninterrupted run."""
-    config = tmp_path / "cfg.yaml"
-    import yaml
-
-    config.write_text(yaml.safe_dump(SMALL))
+def test_kill_minus_9_then_resume_gives_identical_numbers(tmp_path, uninterrupted, point):
+    """SIGKILL the CLI at a named point, resume (in this process), compare with an
+    uninterrupted run."""
+    config, ref = uninterrupted
     cmd = [sys.executable, "-m", "crossgen", "run", str(config), "--out"]
-    ref = subprocess.run([*cmd, str(tmp_path / "ref")], capture_output=True, text=True)
-    assert ref.returncode == 0, ref.stderr
     env = {**os.environ, "CROSSGEN_KILL_AT": point}
     killed = subprocess.run([*cmd, str(tmp_path / "run")], env=env, capture_output=True, text=True)
     assert killed.returncode == -9
-    resumed = subprocess.run([*cmd, str(tmp_path / "run"), "--resume"], capture_output=True, text=True)
-    assert resumed.returncode == 0, resumed.stderr
-    pd.testing.assert_frame_equal(
-        pd.read_csv(tmp_path / "run" / "losses.csv"), pd.read_csv(tmp_path / "ref" / "losses.csv")
-    )
+    assert crossgen_here("run", str(config), "--out", str(tmp_path / "run"), "--resume") == 0
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "run" / "losses.csv"), pd.read_csv(ref / "losses.csv"))
     for t in range(4):
         a = (RunStore(tmp_path / "run").model_dir(t, "e1") / "model.safetensors").read_bytes()
-        b = (RunStore(tmp_path / "ref").model_dir(t, "e1") / "model.safetensors").read_bytes()
+        b = (RunStore(ref).model_dir(t, "e1") / "model.safetensors").read_bytes()
         assert a == b
 
 
