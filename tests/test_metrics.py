@@ -186,6 +186,64 @@ def test_evaluate_generation_writes_tables_and_is_idempotent(tmp_path, torch_one
     np.testing.assert_allclose(div["value"], 0.0, atol=1e-5)
 
 
+SORRY = " I do not know, sorry."
+
+
+def recording_embed(monkeypatch) -> list:
+    """The texts of each call of the embedding function, which still embeds them."""
+    from crossgen.metrics import embeddings
+
+    calls: list = []
+    real = embeddings.embed
+
+    def embed(texts, *args, **kwargs):
+        calls.append(list(texts))
+        return real(texts, *args, **kwargs)
+
+    monkeypatch.setattr(embeddings, "embed", embed)
+    return calls
+
+
+def test_a_text_embedded_in_an_earlier_generation_is_not_embedded_again(tmp_path, torch_one_thread, monkeypatch):
+    from crossgen.metrics.embeddings import embed
+
+    store = RunStore.create(tmp_path / "run", parse_config({**CFG, "generations": 2}))
+    _write_completions(store, 0, lambda m, ds, i, ref: ref)
+    _write_completions(store, 1, lambda m, ds, i, ref: ref if m == "sci" else SORRY)
+    _write_completions(store, 2, lambda m, ds, i, ref: SORRY if m == "sci" else f" new {ds} {i}")
+    calls = recording_embed(monkeypatch)
+    for t in range(3):
+        assert evaluate_generation(store, t) is True
+    references = sorted({ref for items in PROMPTS.values() for _, ref in items})
+    assert [sorted(texts) for texts in calls] == [
+        references,
+        [SORRY],
+        sorted(f" new {ds} {i}" for ds in PROMPTS for i in range(3)),
+    ]
+    # a stored vector is the text's embedding (up to the float rounding of another batch)
+    emb = load_embeddings(store.gen_dir(2) / "embeddings.npz")
+    for ds, items in PROMPTS.items():
+        np.testing.assert_allclose(emb[completion_key("sci", ds)], embed([SORRY] * 3), atol=1e-5)
+        np.testing.assert_allclose(emb[reference_key(ds)], embed([ref for _, ref in items]), atol=1e-5)
+        np.testing.assert_allclose(
+            emb[completion_key("math", ds)], embed([f" new {ds} {i}" for i in range(3)]), atol=1e-5
+        )
+
+
+def test_vectors_of_another_embedding_model_are_not_reused(tmp_path, torch_one_thread, monkeypatch):
+    from crossgen.metrics.generation import MODEL_KEY, save_embeddings
+
+    store = RunStore.create(tmp_path / "run", parse_config(CFG))
+    _write_completions(store, 0, lambda m, ds, i, ref: ref)
+    _write_completions(store, 1, lambda m, ds, i, ref: ref)
+    evaluate_generation(store, 0)
+    arrays = load_embeddings(store.gen_dir(0) / "embeddings.npz")
+    save_embeddings(store.gen_dir(0) / "embeddings.npz", {**arrays, MODEL_KEY: np.array("some/other-model")})
+    calls = recording_embed(monkeypatch)
+    evaluate_generation(store, 1)
+    assert [sorted(texts) for texts in calls] == [sorted({ref for items in PROMPTS.values() for _, ref in items})]
+
+
 def test_evaluate_generation_without_completions_does_nothing(tmp_path):
     store = RunStore.create(tmp_path / "run", parse_config({**CFG, "evaluation": {"embedding_prompts": 0}}))
     assert evaluate_generation(store, 0) is False

@@ -18,7 +18,9 @@ prompt, reference, completion, written by the loop) and writes into gen_NNN/:
                       family (metrics.families: lexical, vendi, manifold, mauve), from the
                       same completions and embeddings
 
-Each file is written atomically and skipped when it already exists, so the hook is idempotent
+A text that an earlier generation of the run embedded with the same model (a completion
+repeated, a reference answer) takes its stored vector instead of being embedded again
+(`earlier_vectors`). Each file is written atomically and skipped when it already exists, so the hook is idempotent
 and a resumed run redoes only what is missing. Nothing is written (and no embedding model is
 loaded) when the generation has no completions (evaluation.embedding_prompts = 0) or when the
 completions are not text (the linear backend).
@@ -82,11 +84,8 @@ def evaluate_generation(store: RunStore, t: int, model_name: Optional[str] = Non
         arrays = load_embeddings(paths["embeddings"])
     else:
         model_name = model_name or cfg.evaluation.embedding_model
-        paths_prev = store.gen_dir(t - 1) / EMBEDDINGS if t > 0 else None
-        previous = load_embeddings(paths_prev) if paths_prev is not None and paths_prev.is_file() else None
-        if previous is not None and str(previous.get(MODEL_KEY, "")) != model_name:
-            previous = None  # embedded by another model: nothing to reuse
-        arrays = _embed(completions, names, datasets, model_name, resolve_device(cfg.device), previous)
+        known = earlier_vectors(store, t, model_name)
+        arrays = _embed(_plan(completions, names, datasets), known, model_name, resolve_device(cfg.device))
         arrays[MODEL_KEY] = np.array(model_name)
         save_embeddings(paths["embeddings"], arrays)
     frames = metric_tables(arrays, names, datasets, t)
@@ -177,24 +176,11 @@ def _dataset_order(cfg, completions: dict[str, list[dict]]) -> list[str]:
     return [d for d in configured if d in seen] + [d for d in seen if d not in configured]
 
 
-def _embed(
-    completions: dict[str, list[dict]],
-    names: list[str],
-    datasets: list[str],
-    model_name: str,
-    device: Optional[str],
-    previous: Optional[dict] = None,
-) -> dict[str, np.ndarray]:
-    """Embed every completion and reference in one batch; align models by prompt index.
-
-    The references of a dataset are the same every generation (the first test prompts), so
-    those of the previous generation's embeddings are reused when its prompt indices match.
-    """
-    from crossgen.metrics.embeddings import embed
-
-    previous = previous or {}
-    reused: dict[str, np.ndarray] = {}
-    plan: list[tuple[str, list[Any]]] = []  # (key, prompt indices for "index/<dataset>", else texts)
+def _plan(completions: dict[str, list[dict]], names: list[str], datasets: list[str]) -> list[tuple[str, list[Any]]]:
+    """The keys of a generation's embeddings.npz, each with its items: the prompt indices for
+    "index/<dataset>" (those every model completed, sorted), else the texts in that order
+    (each model's completions, then the datasets' reference answers)."""
+    plan: list[tuple[str, list[Any]]] = []
     for ds in datasets:
         by_model = {m: {int(r["index"]): r for r in completions[m] if r["dataset"] == ds} for m in names}
         common = sorted(set.intersection(*(set(rows) for rows in by_model.values())))
@@ -203,18 +189,48 @@ def _embed(
         plan.append((f"index/{ds}", common))
         for m in names:
             plan.append((completion_key(m, ds), [by_model[m][i]["completion"] for i in common]))
-        old_index = previous.get(f"index/{ds}")
-        if reference_key(ds) in previous and old_index is not None and np.array_equal(old_index, common):
-            reused[reference_key(ds)] = previous[reference_key(ds)]
-        else:
-            plan.append((reference_key(ds), [str(by_model[names[0]][i].get("reference", "")) for i in common]))
+        plan.append((reference_key(ds), [str(by_model[names[0]][i].get("reference", "")) for i in common]))
+    return plan
+
+
+def earlier_vectors(store: RunStore, t: int, model_name: str) -> dict[str, np.ndarray]:
+    """text -> vector of every completion and reference answer that generations 0 .. t - 1
+    embedded with `model_name`: what generation t reuses instead of embedding it again.
+
+    Converging models repeat themselves (the CPU demo: 20-60% of a later generation's
+    completion text was already embedded in its run), and the references are the same every
+    generation. A run reads only its own earlier files, so a resumed run, or a run beside
+    others, reuses the very vectors of an uninterrupted one."""
+    names = [e.name for e in store.config().entities]
+    known: dict[str, np.ndarray] = {}
+    for g in range(t):
+        path = store.gen_dir(g) / EMBEDDINGS
+        completions = _read_completions(store, g, names) if path.is_file() else None
+        if completions is None:
+            continue
+        arrays = load_embeddings(path)
+        if str(arrays.get(MODEL_KEY, "")) != model_name:
+            continue  # embedded by another model: nothing to reuse
+        for key, items in _plan(completions, names, _dataset_order(store.config(), completions)):
+            if key in arrays and not key.startswith("index/") and len(arrays[key]) == len(items):
+                known.update(zip(items, arrays[key]))
+    return known
+
+
+def _embed(
+    plan: list[tuple[str, list[Any]]], known: dict[str, np.ndarray], model_name: str, device: Optional[str]
+) -> dict[str, np.ndarray]:
+    """The arrays of `plan` (see `_plan`): texts in `known` take its vectors, the others are
+    embedded in one batch."""
+    from crossgen.metrics.embeddings import embed
+
     texts = [text for key, items in plan if not key.startswith("index/") for text in items]
-    vectors = embed(texts, model_name, device)
-    arrays, start = {}, 0
+    new = list(dict.fromkeys(text for text in texts if text not in known))
+    vectors = {**known, **dict(zip(new, embed(new, model_name, device)))} if new else known
+    arrays: dict[str, np.ndarray] = {}
     for key, items in plan:
         if key.startswith("index/"):
             arrays[key] = np.asarray(items, dtype=np.int64)
-            continue
-        arrays[key] = vectors[start : start + len(items)].astype(np.float32)
-        start += len(items)
-    return {**arrays, **reused}
+        else:
+            arrays[key] = np.stack([vectors[text] for text in items]).astype(np.float32)
+    return arrays
