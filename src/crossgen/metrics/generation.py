@@ -201,7 +201,8 @@ def earlier_vectors(store: RunStore, t: int, model_name: str) -> dict[str, np.nd
     completion text was already embedded in its run), and the references are the same every
     generation. A run reads only its own earlier files, so a resumed run, or a run beside
     others, reuses the very vectors of an uninterrupted one."""
-    names = [e.name for e in store.config().entities]
+    cfg = store.config()
+    names = [e.name for e in cfg.entities]
     known: dict[str, np.ndarray] = {}
     for g in range(t):
         path = store.gen_dir(g) / EMBEDDINGS
@@ -211,7 +212,7 @@ def earlier_vectors(store: RunStore, t: int, model_name: str) -> dict[str, np.nd
         arrays = load_embeddings(path)
         if str(arrays.get(MODEL_KEY, "")) != model_name:
             continue  # embedded by another model: nothing to reuse
-        for key, items in _plan(completions, names, _dataset_order(store.config(), completions)):
+        for key, items in _plan(completions, names, _dataset_order(cfg, completions)):
             if key in arrays and not key.startswith("index/") and len(arrays[key]) == len(items):
                 known.update(zip(items, arrays[key]))
     return known
