@@ -31,9 +31,7 @@ def crossgen_here(*args: str) -> int:
 
 def run_cli(capsys, *args: str) -> tuple:
     """The CLI in this process: (exit code, stdout, stderr)."""
-    from crossgen.cli import main
-
-    code = main(list(args))
+    code = crossgen_here(*args)
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 

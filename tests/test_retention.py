@@ -21,14 +21,15 @@ def _run(out, *extra, **env):
 
 def _resume(out, *extra):
     """Resume a run in this process (only a killed run needs a process of its own)."""
-    return crossgen_here("run", "linear", "--out", str(out), "--set", "generations=3", *extra, "--resume")
+    args = ["run", "--no-report", "linear", "--out", str(out), "--set", "generations=3", *extra, "--resume"]
+    return crossgen_here(*args)
 
 
 @pytest.fixture(scope="module")
 def every(tmp_path_factory):
     """The run with every checkpoint kept, uninterrupted, in this process."""
     out = tmp_path_factory.mktemp("retention") / "all"
-    assert crossgen_here("run", "linear", "--out", str(out), "--set", "generations=3") == 0
+    assert crossgen_here("run", "--no-report", "linear", "--out", str(out), "--set", "generations=3") == 0
     return out
 
 

@@ -83,7 +83,7 @@ def uninterrupted(tmp_path_factory):
     root = tmp_path_factory.mktemp("uninterrupted")
     config = root / "cfg.yaml"
     config.write_text(yaml.safe_dump(SMALL))
-    assert crossgen_here("run", str(config), "--out", str(root / "ref")) == 0
+    assert crossgen_here("run", "--no-report", str(config), "--out", str(root / "ref")) == 0
     return config, root / "ref"
 
 
@@ -98,7 +98,7 @@ def test_kill_minus_9_then_resume_gives_identical_numbers(tmp_path, uninterrupte
     env = {**os.environ, "CROSSGEN_KILL_AT": point}
     killed = subprocess.run([*cmd, str(tmp_path / "run")], env=env, capture_output=True, text=True)
     assert killed.returncode == -9
-    assert crossgen_here("run", str(config), "--out", str(tmp_path / "run"), "--resume") == 0
+    assert crossgen_here("run", "--no-report", str(config), "--out", str(tmp_path / "run"), "--resume") == 0
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "run" / "losses.csv"), pd.read_csv(ref / "losses.csv"))
     for t in range(4):
         a = (RunStore(tmp_path / "run").model_dir(t, "e1") / "model.safetensors").read_bytes()

@@ -20,10 +20,10 @@ prompt, reference, completion, written by the loop) and writes into gen_NNN/:
 
 A text that an earlier generation of the run embedded with the same model (a completion
 repeated, a reference answer) takes its stored vector instead of being embedded again
-(`earlier_vectors`). Each file is written atomically and skipped when it already exists, so the hook is idempotent
-and a resumed run redoes only what is missing. Nothing is written (and no embedding model is
-loaded) when the generation has no completions (evaluation.embedding_prompts = 0) or when the
-completions are not text (the linear backend).
+(`earlier_vectors`). Each file is written atomically and skipped when it already exists, so
+the hook is idempotent and a resumed run redoes only what is missing. Nothing is written (and
+no embedding model is loaded) when the generation has no completions
+(evaluation.embedding_prompts = 0) or when the completions are not text (the linear backend).
 """
 
 from __future__ import annotations
@@ -206,12 +206,14 @@ def earlier_vectors(store: RunStore, t: int, model_name: str) -> dict[str, np.nd
     known: dict[str, np.ndarray] = {}
     for g in range(t):
         path = store.gen_dir(g) / EMBEDDINGS
-        completions = _read_completions(store, g, names) if path.is_file() else None
-        if completions is None:
+        if not path.is_file():
             continue
         arrays = load_embeddings(path)
         if str(arrays.get(MODEL_KEY, "")) != model_name:
             continue  # embedded by another model: nothing to reuse
+        completions = _read_completions(store, g, names)
+        if completions is None:
+            continue
         for key, items in _plan(completions, names, _dataset_order(cfg, completions)):
             if key in arrays and not key.startswith("index/") and len(arrays[key]) == len(items):
                 known.update(zip(items, arrays[key]))
